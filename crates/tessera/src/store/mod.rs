@@ -1,0 +1,174 @@
+//! The storage contract, and the in-memory store that is the default.
+//!
+//! A [`SessionStore`] keeps opaque, sealed session records. It never sees a
+//! token, a user id or an org id in clear: records are sealed by the manager
+//! before they arrive, and the indexes it maintains are keyed hashes
+//! ([`IndexKey`]). What a store does see is the session id (an identifier, not
+//! a credential), each record's expiry time and a version number.
+//!
+//! Every implementation must pass the suite in the `tessera-conformance`
+//! crate, which turns each "must" below into a test.
+
+mod memory;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use self::memory::MemoryStore;
+use crate::error::StoreError;
+use crate::ids::SessionId;
+
+/// A keyed hash (HMAC-SHA256, truncated to 128 bits) of a user id, an org id
+/// or a membership, under a key derived from `SESSION_ENCRYPTION_KEY`. Stores
+/// group by it without learning the value behind it.
+pub type IndexKey = [u8; 16];
+
+/// One session as a store keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The session id: the primary key.
+    pub id: SessionId,
+    /// Keyed hash of the user id, for the per-user index.
+    pub user_key: IndexKey,
+    /// Keyed hash of the org id, for filters and per-org counts.
+    pub org_key: IndexKey,
+    /// Unix seconds after which the session no longer exists.
+    pub expires_at: u64,
+    /// Incremented by the store on every successful write; starts at 1.
+    pub version: u64,
+    /// The sealed record (see [`crate::seal`]).
+    pub sealed: Vec<u8>,
+}
+
+impl fmt::Debug for StoredSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredSession")
+            .field("id", &self.id)
+            .field("expires_at", &self.expires_at)
+            .field("version", &self.version)
+            .field("sealed_len", &self.sealed.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of [`SessionStore::compare_and_swap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The write happened; the record now has this version.
+    Swapped {
+        /// The new version.
+        version: u64,
+    },
+    /// The record exists but its version was not the expected one; nothing
+    /// was written.
+    Conflict,
+    /// There is no live record with that id; nothing was written.
+    Missing,
+}
+
+/// A page of [`SessionStore::list`].
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// The sessions of this page.
+    pub sessions: Vec<StoredSession>,
+    /// Where the next page starts, or `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Live session counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// All live sessions.
+    pub total: u64,
+    /// Live sessions per org key, in no particular order, zeros omitted.
+    pub by_org: Vec<(IndexKey, u64)>,
+}
+
+/// Where sessions and memberships live.
+///
+/// The contract, which `tessera-conformance` checks:
+///
+/// - **Expiry.** A session whose `expires_at` is at or before `now` must not be
+///   returned, listed or counted by any method, whether or not
+///   [`purge_expired`](Self::purge_expired) has removed it yet. Stores may
+///   also drop it by themselves (a Redis TTL).
+/// - **Missing ids** are not errors: reads return `None` or an empty list,
+///   removals return `false` or `0`, and a swap returns
+///   [`CasOutcome::Missing`]. `Err` means the store itself failed.
+/// - **Atomicity.** Each method is atomic: a concurrent reader sees a record
+///   and its indexes either wholly before or wholly after a write.
+///   [`compare_and_swap`](Self::compare_and_swap) writes only if the stored
+///   version equals the expected one, so of several concurrent swaps from the
+///   same version exactly one succeeds. Refresh-token rotation is built on it.
+/// - **Indexes.** After [`insert`](Self::insert), the session is found through
+///   its user key until it is removed or expires; after a removal it is found
+///   through no index.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// Stores a new session with version 1. Must return `Ok(false)` and
+    /// change nothing if a live session with that id exists.
+    async fn insert(&self, session: StoredSession, now: u64) -> Result<bool, StoreError>;
+
+    /// The live session with this id.
+    async fn get(&self, id: &SessionId, now: u64) -> Result<Option<StoredSession>, StoreError>;
+
+    /// Replaces the sealed record and expiry of a live session if its version
+    /// is still `expected_version`; the version then goes up by one. Must be
+    /// atomic: a compare-and-swap.
+    async fn compare_and_swap(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        sealed: Vec<u8>,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<CasOutcome, StoreError>;
+
+    /// Removes a session and its index entries. `Ok(true)` if a live session
+    /// was removed.
+    async fn remove(&self, id: &SessionId) -> Result<bool, StoreError>;
+
+    /// The live sessions of a user key, in no particular order.
+    async fn user_sessions(
+        &self,
+        user_key: &IndexKey,
+        now: u64,
+    ) -> Result<Vec<StoredSession>, StoreError>;
+
+    /// Removes every session of a user key; returns how many live ones were
+    /// removed. Atomic: a session inserted for that user before the call
+    /// returns is either removed or was inserted after the removal.
+    async fn remove_user_sessions(&self, user_key: &IndexKey, now: u64) -> Result<u64, StoreError>;
+
+    /// A page of live sessions, optionally only those of one org key.
+    /// `cursor` is a value a previous page returned as `next_cursor`. Every
+    /// session that lives through the whole listing appears exactly once.
+    async fn list(
+        &self,
+        org_key: Option<&IndexKey>,
+        cursor: Option<&str>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Page, StoreError>;
+
+    /// Removes up to `limit` sessions that expired at or before `now`, and
+    /// returns how many it removed. Its cost must be proportional to the
+    /// number removed, not to the number stored.
+    async fn purge_expired(&self, now: u64, limit: usize) -> Result<u64, StoreError>;
+
+    /// How many live sessions there are, in all and per org key.
+    async fn count(&self, now: u64) -> Result<SessionCounts, StoreError>;
+
+    /// Stores (or replaces) a sealed membership under its key.
+    async fn put_membership(&self, key: &IndexKey, sealed: Vec<u8>) -> Result<(), StoreError>;
+
+    /// The sealed membership under `key`.
+    async fn get_membership(&self, key: &IndexKey) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Removes a membership; `Ok(true)` if there was one.
+    async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError>;
+
+    /// Whether the store answers. Used by readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
