@@ -40,6 +40,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod keys;
+pub mod limit;
 pub mod manager;
 pub mod policy;
 mod record;

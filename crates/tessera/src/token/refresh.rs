@@ -36,6 +36,15 @@ const RAW_LEN: usize = BODY_LEN + TAG_LEN;
 /// The length of every refresh token, in characters.
 pub const REFRESH_TOKEN_LEN: usize = PREFIX.len() + (RAW_LEN * 4).div_ceil(3);
 
+/// The session a refresh token names, once its MAC has been checked against
+/// the key ring. Reads no store, so it says nothing about whether the token
+/// is still current: it lets a caller key per-session work (rate limits) on a
+/// session id an attacker cannot choose. `TOKEN_ERROR` for anything Tessera
+/// did not issue.
+pub fn session_id_of(keys: &KeyRing, token: &str) -> Result<SessionId> {
+    ParsedRefresh::parse(token, keys).map(|p| p.session_id)
+}
+
 /// A parsed, authenticated refresh token.
 pub(crate) struct ParsedRefresh {
     pub(crate) session_id: SessionId,
@@ -242,6 +251,17 @@ mod tests {
         assert_ne!(a.secret_hash(), t.secret_hash());
         assert!(t.successor_matching(&keys, &a.secret_hash()).is_some());
         assert!(t.successor_matching(&keys, &t.secret_hash()).is_none());
+    }
+
+    #[test]
+    fn session_id_of_authenticates_before_answering() {
+        let keys = ring(ENC);
+        let id = SessionId::random();
+        let s = ParsedRefresh::generate(id).expect("random").encode(&keys);
+        assert_eq!(session_id_of(&keys, &s).expect("authentic"), id);
+        let other = ring("Pw4Er7Ty0Ui3Op6As9Df2Gh5Jk8Lz1Xc");
+        assert!(session_id_of(&other, &s).is_err(), "another key");
+        assert!(session_id_of(&keys, "tsr1_forged").is_err());
     }
 
     #[test]
