@@ -422,12 +422,11 @@ impl SessionManager {
             if presented.generation.wrapping_add(1) == current {
                 let grace = self.inner.lifetimes.reuse_grace.as_secs();
                 let within = grace > 0 && now.saturating_sub(record.refresh.issued_at) <= grace;
-                if within {
-                    if let Some(next) =
+                if within
+                    && let Some(next) =
                         presented.successor_matching(&self.inner.keys, &record.refresh.secret_hash)
-                    {
-                        return self.issued(id, &record, &next, record.refresh.issued_at);
-                    }
+                {
+                    return self.issued(id, &record, &next, record.refresh.issued_at);
                 }
             }
             if presented.generation < current {
@@ -521,10 +520,10 @@ impl SessionManager {
             for key in self.inner.keys.sealing_keys() {
                 let user_key = self.user_key(key, user_id);
                 for stored in self.inner.store.user_sessions(&user_key, now).await? {
-                    if let Some(record) = self.open(&stored) {
-                        if record.user_id == *user_id {
-                            out.push(self.info(stored.id, record));
-                        }
+                    if let Some(record) = self.open(&stored)
+                        && record.user_id == *user_id
+                    {
+                        out.push(self.info(stored.id, record));
                     }
                 }
             }
@@ -570,10 +569,8 @@ impl SessionManager {
         page: &PageRequest,
     ) -> Result<SessionPage> {
         let result = async {
-            if let Some(c) = &page.cursor {
-                if c.len() > 256 {
-                    return Err(SessionError::validation("the cursor is not valid"));
-                }
+            if page.cursor.as_ref().is_some_and(|c| c.len() > 256) {
+                return Err(SessionError::validation("the cursor is not valid"));
             }
             let now = self.now();
             let limit = page.limit.clamp(1, 1000);
