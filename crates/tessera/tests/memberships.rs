@@ -155,3 +155,70 @@ async fn lifecycle_events_reach_the_event_sink() {
     assert!(!debug.contains(issued.refresh_token.expose()));
     assert!(!debug.contains(issued.access_token.expose()));
 }
+
+/// A directory whose answer changes after the first lookup, as if an admin
+/// changed the membership while the session was being created.
+#[derive(Debug)]
+struct ChangingDirectory {
+    first: Option<tessera::RoleName>,
+    then: Option<tessera::RoleName>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl tessera::Directory for ChangingDirectory {
+    async fn role(
+        &self,
+        _user: &tessera::UserId,
+        _org: &tessera::OrgId,
+    ) -> tessera::Result<Option<tessera::RoleName>> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(if n == 0 {
+            self.first.clone()
+        } else {
+            self.then.clone()
+        })
+    }
+}
+
+async fn create_with_changing_directory(
+    first: Option<&str>,
+    then: Option<&str>,
+) -> (
+    tessera::Result<tessera::IssuedTokens>,
+    std::sync::Arc<tessera::MemoryStore>,
+) {
+    let store = std::sync::Arc::new(tessera::MemoryStore::new());
+    let manager = tessera::SessionManager::builder()
+        .keys(common::keys())
+        .store(store.clone())
+        .directory(std::sync::Arc::new(ChangingDirectory {
+            first: first.map(role),
+            then: then.map(role),
+            calls: Default::default(),
+        }))
+        .lifetimes(common::lifetimes())
+        .build()
+        .expect("manager");
+    let result = manager
+        .create_session(NewSession::new(common::random_user(), random_org()))
+        .await;
+    (result, store)
+}
+
+#[tokio::test]
+async fn a_demotion_during_creation_still_applies_to_the_new_session() {
+    let (result, _) = create_with_changing_directory(Some("admin"), Some("viewer")).await;
+    let issued = result.expect("created with the newer role");
+    assert_eq!(issued.user.role, role("viewer"));
+}
+
+#[tokio::test]
+async fn a_removal_during_creation_leaves_no_session_behind() {
+    let (result, store) = create_with_changing_directory(Some("admin"), None).await;
+    assert_eq!(
+        result.expect_err("removed").kind(),
+        ErrorKind::Authentication
+    );
+    assert!(store.is_empty());
+}

@@ -442,3 +442,15 @@ async fn the_background_cleanup_runs_on_its_interval_and_stops_with_the_manager(
         "the cleanup task let go of the manager"
     );
 }
+
+#[tokio::test]
+async fn tokens_never_show_in_debug_output() {
+    let h = Harness::new().await;
+    let issued = h.login().await;
+    let debug = format!("{issued:?} {:?}", h.manager);
+    assert!(debug.contains("[redacted]"));
+    assert!(!debug.contains(issued.access_token.expose()));
+    assert!(!debug.contains(issued.refresh_token.expose()));
+    assert!(!debug.contains(common::JWT_SECRET));
+    assert!(!debug.contains(common::ENCRYPTION_KEY));
+}

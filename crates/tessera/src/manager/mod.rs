@@ -96,6 +96,13 @@ fn log_error(op: &'static str, e: &SessionError) {
     }
 }
 
+fn not_a_member() -> SessionError {
+    SessionError::new(
+        ErrorKind::Authentication,
+        "the user is not a member of this organization",
+    )
+}
+
 fn inactive() -> SessionError {
     SessionError::token("the session is not active")
 }
@@ -217,17 +224,12 @@ impl SessionManager {
     }
 
     async fn create_inner(&self, new: NewSession) -> Result<IssuedTokens> {
-        let role = self
+        let mut role = self
             .inner
             .directory
             .role(&new.user_id, &new.org_id)
             .await?
-            .ok_or_else(|| {
-                SessionError::new(
-                    ErrorKind::Authentication,
-                    "the user is not a member of this organization",
-                )
-            })?;
+            .ok_or_else(not_a_member)?;
         let now = self.now();
         let l = &self.inner.lifetimes;
         let absolute_expires_at = now.saturating_add(l.absolute.as_secs());
@@ -237,8 +239,9 @@ impl SessionManager {
         let key = self.inner.keys.sealing_key();
         let user_key = self.user_key(key, &new.user_id);
         let org_key = self.org_key(key, &new.org_id);
-        // A random 122-bit id colliding is not a real event, but a store that
-        // says "taken" must never be overwritten, so draw again.
+        // Retried when the store says the id is taken (a random 122-bit id
+        // colliding is not a real event, but a live session must never be
+        // overwritten) or when the membership changed during the creation.
         for _ in 0..3 {
             let id = SessionId::random();
             let refresh = ParsedRefresh::generate(id)?;
@@ -271,6 +274,15 @@ impl SessionManager {
             if !self.inner.store.insert(stored, now).await? {
                 continue;
             }
+            // A membership change that ran between the role lookup above and
+            // the insert could not see this session; look again so it cannot
+            // slip past a demotion or a removal.
+            let role_now = self.inner.directory.role(&new.user_id, &new.org_id).await?;
+            if role_now.as_ref() != Some(&role) {
+                self.inner.store.remove(&id).await?;
+                role = role_now.ok_or_else(not_a_member)?;
+                continue;
+            }
             self.inner.org_names.write().insert(org_key, new.org_id);
             self.inner.counters.created.fetch_add(1, Ordering::Relaxed);
             self.emit(SessionEvent::Created {
@@ -280,7 +292,9 @@ impl SessionManager {
             });
             return self.issued(id, &record, &refresh, now);
         }
-        Err(SessionError::system("could not allocate a session id"))
+        Err(SessionError::system(
+            "the session could not be created; try again",
+        ))
     }
 
     /// Validates an access token against its session: `validateSession(token)`.
