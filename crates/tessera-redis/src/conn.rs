@@ -1,0 +1,179 @@
+//! Connections: one server or a cluster, behind one type, with a request
+//! counter.
+//!
+//! Both kinds multiplex every request of the process over shared
+//! connections and reconnect by themselves: [`ConnectionManager`] starts a
+//! new connection when a request meets a broken one, and the cluster client
+//! refreshes its slot map and reconnects per node. Timeouts are set on both
+//! so that, with Redis down, a request fails within about the response
+//! timeout instead of hanging.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use tessera::StoreError;
+
+use crate::url::Target;
+
+/// Connection timeouts and retries.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    /// How long one attempt to open a connection may take. Default 1 s.
+    pub connect: Duration,
+    /// How long a request may wait for its answer. Default 2 s.
+    pub response: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(1),
+            response: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Kind {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A cheap-to-clone handle on the connection(s), counting requests.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    kind: Kind,
+    requests: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The clients' own Debug output includes connection details, which
+        // can carry a password; say only what kind this is.
+        let kind = match self.kind {
+            Kind::Single(_) => "single server",
+            Kind::Cluster(_) => "cluster",
+        };
+        f.debug_struct("Conn")
+            .field("kind", &kind)
+            .field("requests", &self.requests())
+            .finish()
+    }
+}
+
+fn connect_error(e: redis::RedisError) -> StoreError {
+    StoreError::with_source("could not connect to Redis", e)
+}
+
+impl Conn {
+    /// Connects to `target`. When `lazy`, returns at once and connects on
+    /// the first request (so a service can start while Redis is down);
+    /// otherwise fails if Redis does not answer.
+    pub(crate) async fn open(
+        target: Target,
+        timeouts: &Timeouts,
+        lazy: bool,
+    ) -> Result<Self, StoreError> {
+        if target.tls {
+            // The redis client builds rustls configs with the process-wide
+            // provider; install aws-lc-rs (already used by Tessera) unless
+            // the application installed one.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+        let kind = if target.cluster {
+            let client = ClusterClientBuilder::new(target.nodes)
+                .connection_timeout(timeouts.connect)
+                .response_timeout(timeouts.response)
+                .retries(2)
+                .min_retry_wait(10)
+                .max_retry_wait(200)
+                .build()
+                .map_err(connect_error)?;
+            // The per-connection config replaces the builder's timeouts, so
+            // it repeats them.
+            let config = ClusterConfig::new()
+                .set_connection_timeout(timeouts.connect)
+                .set_response_timeout(timeouts.response);
+            let conn = if lazy {
+                client.get_pending_async_connection_with_config(config)
+            } else {
+                client
+                    .get_async_connection_with_config(config)
+                    .await
+                    .map_err(connect_error)?
+            };
+            Kind::Cluster(conn)
+        } else {
+            let info = target
+                .nodes
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::new("no Redis server given"))?;
+            let client = redis::Client::open(info).map_err(connect_error)?;
+            // One quick retry: the manager reconnects again on the next
+            // request anyway, so long retry loops would only delay errors.
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeouts.connect))
+                .set_response_timeout(Some(timeouts.response))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(200));
+            let manager = if lazy {
+                ConnectionManager::new_lazy_with_config(client, config)
+            } else {
+                ConnectionManager::new_with_config(client, config).await
+            };
+            Kind::Single(manager.map_err(connect_error)?)
+        };
+        Ok(Self {
+            kind,
+            requests: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Requests sent so far (a pipeline or a script call is one): the round
+    /// trips this handle and its clones have made.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.kind, Kind::Cluster(_))
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match &mut self.kind {
+            Kind::Single(c) => c.req_packed_command(cmd),
+            Kind::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match &mut self.kind {
+            Kind::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Kind::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.kind {
+            Kind::Single(c) => c.get_db(),
+            Kind::Cluster(c) => c.get_db(),
+        }
+    }
+}

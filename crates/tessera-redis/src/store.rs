@@ -1,0 +1,491 @@
+//! [`RedisStore`]: the [`SessionStore`] contract over Redis or a Redis
+//! Cluster. The key layout and the reasons for it are in the crate docs.
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use redis::{RedisError, Script, Value};
+use tessera::StoreError;
+use tessera::ids::SessionId;
+use tessera::store::{CasOutcome, IndexKey, Page, SessionCounts, SessionStore, StoredSession};
+
+use crate::conn::{Conn, Timeouts};
+use crate::layout::{Cursor, Layout, SHARDS, lex_bounds, shard_of};
+use crate::limit::RedisRateLimiter;
+
+macro_rules! shard_script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/lib.lua"),
+                include_str!(concat!("lua/", $file))
+            ))
+        })
+    };
+}
+
+static INSERT: LazyLock<Script> = shard_script!("insert.lua");
+static CAS: LazyLock<Script> = shard_script!("cas.lua");
+static REMOVE: LazyLock<Script> = shard_script!("remove.lua");
+static USER_SESSIONS: LazyLock<Script> = shard_script!("user_sessions.lua");
+static REMOVE_USER: LazyLock<Script> = shard_script!("remove_user.lua");
+static PURGE: LazyLock<Script> = shard_script!("purge.lua");
+static COUNT: LazyLock<Script> = shard_script!("count.lua");
+static LIST: LazyLock<Script> = shard_script!("list.lua");
+
+/// The most index entries one `list` script call scans, so a page over a
+/// shard full of expired entries cannot hold the server for long.
+const LIST_SCAN_BUDGET: usize = 1024;
+
+/// How a [`RedisStore`] connects and names its keys.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Prepended to every key, so several deployments (or tests) can share
+    /// one Redis. Must not contain `{` or `}` (they would change the hash
+    /// slot) and is at most 64 bytes. Default `tessera:`.
+    pub prefix: String,
+    /// Connection and response timeouts.
+    pub timeouts: Timeouts,
+    /// Connect on the first request instead of at once, so a service can
+    /// start (and report itself not ready) while Redis is down. Default
+    /// `false`: connecting fails if Redis does not answer.
+    pub lazy: bool,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "tessera:".to_owned(),
+            timeouts: Timeouts::default(),
+            lazy: false,
+        }
+    }
+}
+
+/// Sessions and memberships in Redis or a Redis Cluster. Cheap to clone;
+/// clones share connections.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    layout: Arc<Layout>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("conn", &self.conn)
+            .field("layout", &self.layout)
+            .finish()
+    }
+}
+
+pub(crate) fn request_error(e: RedisError) -> StoreError {
+    StoreError::with_source("a Redis request failed", e)
+}
+
+pub(crate) fn malformed() -> StoreError {
+    StoreError::new("Redis returned data the store did not write")
+}
+
+fn check_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.len() > 64 {
+        return Err(StoreError::new(
+            "the Redis key prefix must be at most 64 bytes",
+        ));
+    }
+    if prefix
+        .chars()
+        .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+    {
+        return Err(StoreError::new(
+            "the Redis key prefix must not contain braces, spaces or control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => std::str::from_utf8(bytes(other)?).ok()?.parse().ok(),
+    }
+}
+
+fn key16(v: &Value) -> Option<IndexKey> {
+    bytes(v)?.try_into().ok()
+}
+
+fn session_id(v: &Value) -> Option<SessionId> {
+    let raw: [u8; 16] = bytes(v)?.try_into().ok()?;
+    Some(SessionId::from_uuid(uuid::Uuid::from_bytes(raw)))
+}
+
+/// A record from its fields `v e u o d`, or `None` if it is absent.
+fn record(id: SessionId, f: &[Value]) -> Result<Option<StoredSession>, StoreError> {
+    let [v, e, u, o, d] = f else {
+        return Err(malformed());
+    };
+    if matches!(v, Value::Nil) {
+        return Ok(None);
+    }
+    let parsed = (|| {
+        Some(StoredSession {
+            id,
+            version: u64::try_from(int(v)?).ok()?,
+            expires_at: u64::try_from(int(e)?).ok()?,
+            user_key: key16(u)?,
+            org_key: key16(o)?,
+            sealed: bytes(d)?.to_vec(),
+        })
+    })();
+    parsed.map(Some).ok_or_else(malformed)
+}
+
+/// Sessions returned by a script as flattened groups of
+/// `id v e u o d`.
+fn records(flat: &[Value]) -> Result<Vec<StoredSession>, StoreError> {
+    if !flat.len().is_multiple_of(6) {
+        return Err(malformed());
+    }
+    flat.chunks_exact(6)
+        .map(|g| {
+            let id = session_id(&g[0]).ok_or_else(malformed)?;
+            record(id, &g[1..])?.ok_or_else(malformed)
+        })
+        .collect()
+}
+
+impl RedisStore {
+    /// Connects to `url` (see the crate docs for the forms) with keys under
+    /// `prefix` and default timeouts. Fails if Redis does not answer.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        Self::connect_with(
+            url,
+            RedisOptions {
+                prefix: prefix.to_owned(),
+                ..RedisOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Connects to `url` with the given options.
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
+        check_prefix(&options.prefix)?;
+        let target = crate::url::parse(url)?;
+        let conn = Conn::open(target, &options.timeouts, options.lazy).await?;
+        let store = Self {
+            conn,
+            layout: Arc::new(Layout::new(&options.prefix)),
+        };
+        if !options.lazy {
+            store.ping().await?;
+        }
+        Ok(store)
+    }
+
+    /// Requests sent to Redis by this store and its clones so far; each is
+    /// one round trip. For metrics and benchmarks.
+    pub fn round_trips(&self) -> u64 {
+        self.conn.requests()
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn prefix(&self) -> &str {
+        self.layout.prefix()
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    /// A rate limiter sharing this store's connections and prefix, so limits
+    /// hold across every node that uses the same Redis.
+    pub fn rate_limiter(&self) -> RedisRateLimiter {
+        RedisRateLimiter::new(self.conn.clone(), self.layout.clone())
+    }
+
+    /// Runs `f` for every shard at once and collects the results in shard
+    /// order. Requests to one server are pipelined on its connection.
+    async fn each_shard<T, F, Fut>(&self, f: F) -> Result<Vec<T>, StoreError>
+    where
+        F: Fn(usize, Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        try_join_all((0..SHARDS).map(|s| f(s, self.conn.clone()))).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn insert(&self, s: StoredSession, now: u64) -> Result<bool, StoreError> {
+        let shard = shard_of(&s.id);
+        let inserted: i64 = INSERT
+            .key(self.layout.record(&s.id))
+            .arg(self.layout.base(shard))
+            .arg(s.id.as_bytes())
+            .arg(&s.user_key)
+            .arg(&s.org_key)
+            .arg(s.expires_at)
+            .arg(s.sealed)
+            .arg(now)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)?;
+        Ok(inserted == 1)
+    }
+
+    /// One `HMGET`: one round trip, no script.
+    async fn get(&self, id: &SessionId, now: u64) -> Result<Option<StoredSession>, StoreError> {
+        let fields: Vec<Value> = redis::cmd("HMGET")
+            .arg(self.layout.record(id))
+            .arg(&["v", "e", "u", "o", "d"])
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)?;
+        Ok(record(*id, &fields)?.filter(|s| s.expires_at > now))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        sealed: Vec<u8>,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<CasOutcome, StoreError> {
+        let out: i64 = CAS
+            .key(self.layout.record(id))
+            .arg(self.layout.base(shard_of(id)))
+            .arg(id.as_bytes())
+            .arg(expected_version)
+            .arg(sealed)
+            .arg(expires_at)
+            .arg(now)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)?;
+        Ok(match out {
+            -1 => CasOutcome::Missing,
+            0 => CasOutcome::Conflict,
+            v => CasOutcome::Swapped {
+                version: u64::try_from(v).map_err(|_| malformed())?,
+            },
+        })
+    }
+
+    async fn remove(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let removed: i64 = REMOVE
+            .key(self.layout.record(id))
+            .arg(self.layout.base(shard_of(id)))
+            .arg(id.as_bytes())
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)?;
+        Ok(removed == 1)
+    }
+
+    async fn user_sessions(
+        &self,
+        user_key: &IndexKey,
+        now: u64,
+    ) -> Result<Vec<StoredSession>, StoreError> {
+        let per_shard = self
+            .each_shard(|shard, mut conn| async move {
+                let flat: Vec<Value> = USER_SESSIONS
+                    .key(self.layout.user(shard, user_key))
+                    .arg(self.layout.base(shard))
+                    .arg(user_key)
+                    .arg(now)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(request_error)?;
+                records(&flat)
+            })
+            .await?;
+        Ok(per_shard.into_iter().flatten().collect())
+    }
+
+    /// Atomic per shard: a session is in one shard, so each is removed by
+    /// that shard's script or inserted after it ran.
+    async fn remove_user_sessions(&self, user_key: &IndexKey, now: u64) -> Result<u64, StoreError> {
+        let per_shard = self
+            .each_shard(|shard, mut conn| async move {
+                let n: u64 = REMOVE_USER
+                    .key(self.layout.user(shard, user_key))
+                    .arg(self.layout.base(shard))
+                    .arg(user_key)
+                    .arg(now)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(request_error)?;
+                Ok(n)
+            })
+            .await?;
+        Ok(per_shard.into_iter().sum())
+    }
+
+    async fn list(
+        &self,
+        org_key: Option<&IndexKey>,
+        cursor: Option<&str>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Page, StoreError> {
+        let mut at = match cursor {
+            Some(c) => {
+                Cursor::decode(c).ok_or_else(|| StoreError::new("the cursor is not valid"))?
+            }
+            None => Cursor {
+                shard: 0,
+                after: None,
+            },
+        };
+        let mut sessions = Vec::new();
+        if limit == 0 {
+            return Ok(Page::default());
+        }
+        while at.shard < SHARDS {
+            let Some((min, max)) = lex_bounds(org_key, at.after.as_ref()) else {
+                at = Cursor {
+                    shard: at.shard + 1,
+                    after: None,
+                };
+                continue;
+            };
+            let out: Vec<Value> = LIST
+                .key(self.layout.listing(at.shard))
+                .arg(self.layout.base(at.shard))
+                .arg(now)
+                .arg(limit - sessions.len())
+                .arg(min)
+                .arg(max)
+                .arg(LIST_SCAN_BUDGET)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(request_error)?;
+            let (head, items) = out.split_at_checked(2).ok_or_else(malformed)?;
+            sessions.extend(records(items)?);
+            let exhausted = int(&head[0]).ok_or_else(malformed)? == 1;
+            if exhausted {
+                at = Cursor {
+                    shard: at.shard + 1,
+                    after: None,
+                };
+                if sessions.len() == limit {
+                    break;
+                }
+            } else {
+                let last = bytes(&head[1]).and_then(|b| b.try_into().ok());
+                at.after = Some(last.ok_or_else(malformed)?);
+                // Full page, or the scan budget ran out: resume from here.
+                break;
+            }
+        }
+        let next_cursor = (at.shard < SHARDS).then(|| at.encode());
+        Ok(Page {
+            sessions,
+            next_cursor,
+        })
+    }
+
+    /// Shard by shard until `limit` are removed: each call costs a lookup
+    /// per shard plus the sessions it removes.
+    async fn purge_expired(&self, now: u64, limit: usize) -> Result<u64, StoreError> {
+        let mut removed = 0u64;
+        for shard in 0..SHARDS {
+            let left = limit.saturating_sub(usize::try_from(removed).unwrap_or(usize::MAX));
+            if left == 0 {
+                break;
+            }
+            let n: u64 = PURGE
+                .key(self.layout.expiry(shard))
+                .arg(self.layout.base(shard))
+                .arg(now)
+                .arg(left)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(request_error)?;
+            removed += n;
+        }
+        Ok(removed)
+    }
+
+    async fn count(&self, now: u64) -> Result<SessionCounts, StoreError> {
+        let per_shard = self
+            .each_shard(|shard, mut conn| async move {
+                let out: Vec<Value> = COUNT
+                    .key(self.layout.expiry(shard))
+                    .arg(self.layout.base(shard))
+                    .arg(now)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(request_error)?;
+                Ok(out)
+            })
+            .await?;
+        let mut total = 0u64;
+        let mut by_org = std::collections::HashMap::<IndexKey, u64>::new();
+        for out in per_shard {
+            let (head, pairs) = out.split_first().ok_or_else(malformed)?;
+            total += u64::try_from(int(head).ok_or_else(malformed)?).map_err(|_| malformed())?;
+            if !pairs.len().is_multiple_of(2) {
+                return Err(malformed());
+            }
+            for pair in pairs.chunks_exact(2) {
+                let org = key16(&pair[0]).ok_or_else(malformed)?;
+                let n = int(&pair[1]).and_then(|n| u64::try_from(n).ok());
+                *by_org.entry(org).or_default() += n.ok_or_else(malformed)?;
+            }
+        }
+        Ok(SessionCounts {
+            total,
+            by_org: by_org.into_iter().collect(),
+        })
+    }
+
+    async fn put_membership(&self, key: &IndexKey, sealed: Vec<u8>) -> Result<(), StoreError> {
+        redis::cmd("SET")
+            .arg(self.layout.membership(key))
+            .arg(sealed)
+            .exec_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)
+    }
+
+    async fn get_membership(&self, key: &IndexKey) -> Result<Option<Vec<u8>>, StoreError> {
+        redis::cmd("GET")
+            .arg(self.layout.membership(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)
+    }
+
+    async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError> {
+        let n: u64 = redis::cmd("DEL")
+            .arg(self.layout.membership(key))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)?;
+        Ok(n == 1)
+    }
+
+    /// `PING`; on a cluster, every master must answer.
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .exec_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)
+    }
+}
