@@ -71,6 +71,7 @@ pub struct SessionManagerBuilder {
     events: Arc<dyn EventSink>,
     lifetimes: Lifetimes,
     issuer: String,
+    audience: Option<String>,
 }
 
 impl Default for SessionManagerBuilder {
@@ -84,6 +85,7 @@ impl Default for SessionManagerBuilder {
             events: Arc::new(TracingEvents),
             lifetimes: Lifetimes::default(),
             issuer: "tessera".to_owned(),
+            audience: None,
         }
     }
 }
@@ -144,6 +146,13 @@ impl SessionManagerBuilder {
         self
     }
 
+    /// The `aud` claim written and required. Default: none, and a token
+    /// that carries an `aud` is refused.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
     /// Checks the configuration and builds the manager. If called inside a
     /// Tokio runtime and the cleanup interval is not zero, starts the
     /// background cleanup task, which stops when the last handle is dropped.
@@ -172,11 +181,21 @@ impl SessionManagerBuilder {
                 "the issuer must be 1 to 256 bytes",
             ));
         }
+        if self
+            .audience
+            .as_ref()
+            .is_some_and(|a| a.is_empty() || a.len() > 256)
+        {
+            return Err(SessionError::validation(
+                "the audience must be 1 to 256 bytes",
+            ));
+        }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let directory = self
             .directory
             .unwrap_or_else(|| Arc::new(StoreDirectory::new(store.clone(), keys.clone())));
-        let tokens = AccessTokens::new(self.issuer, l.leeway.as_secs(), l.access.as_secs());
+        let tokens = AccessTokens::new(self.issuer, l.leeway.as_secs(), l.access.as_secs())
+            .with_audience(self.audience);
         let (stop, stopped) = tokio::sync::watch::channel(());
         let inner = Arc::new(Inner {
             keys,

@@ -1,13 +1,17 @@
 //! The two kinds of token a session hands out.
 //!
-//! - [`access`]: short-lived HS256 JWTs, verified on every request.
+//! - [`access`]: short-lived JWTs (HS256 by default, EdDSA or ES256 when
+//!   configured), verified on every request.
 //! - [`refresh`]: opaque, rotating refresh tokens, stored only as hashes.
+//! - [`signing`]: the keys access tokens are signed with, and their JWKS.
 //!
 //! The formats cannot be confused: an access token has three dot-separated
 //! segments, a refresh token starts with `tsr1_` and has none.
 
 pub mod access;
+mod jws;
 pub mod refresh;
+pub mod signing;
 
 use std::fmt;
 

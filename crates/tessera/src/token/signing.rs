@@ -1,0 +1,528 @@
+//! Access-token signing keys: HS256 (the default), Ed25519 (`EdDSA`) and
+//! ES256, and the JWK form (RFC 7517, RFC 8037) of the public ones.
+//!
+//! A key is bound to exactly one algorithm when it is loaded, and a
+//! [`KeyRing`](crate::KeyRing) holds keys of one algorithm only. A verifier
+//! therefore never chooses an algorithm from a token: it compares the
+//! token's `alg` with the ring's and refuses anything else, so algorithm
+//! confusion (an HMAC keyed with a public key, `none`, a downgrade) has no
+//! code path to take.
+//!
+//! Private keys are read as PKCS#8 (PEM or base64 DER; SEC1 `EC PRIVATE KEY`
+//! is also accepted for P-256). Previous keys, which only verify, may be
+//! given as their public half (`PUBLIC KEY` PEM, SubjectPublicKeyInfo DER)
+//! so a retired private key can be destroyed.
+
+use std::fmt;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
+    KeyPair, ParsedPublicKey,
+};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Result, SessionError};
+
+/// How access tokens are signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum SigningAlgorithm {
+    /// HMAC-SHA256 with the bytes of `JWT_SECRET`: the specification's
+    /// default. Whoever verifies a token can also mint one.
+    #[default]
+    Hs256,
+    /// Ed25519 (RFC 8037). Other services verify with the public key from
+    /// the JWKS and hold no secret.
+    EdDsa,
+    /// ECDSA on P-256 with SHA-256, signatures as `r || s` (RFC 7518 §3.4).
+    Es256,
+}
+
+impl SigningAlgorithm {
+    /// The JOSE name, as written in the `alg` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::Hs256 => "HS256",
+            SigningAlgorithm::EdDsa => "EdDSA",
+            SigningAlgorithm::Es256 => "ES256",
+        }
+    }
+
+    /// Parses a JOSE name (`HS256`, `EdDSA`, `ES256`), ignoring ASCII case:
+    /// this reads configuration, not tokens.
+    pub fn parse(s: &str) -> Result<Self> {
+        [Self::Hs256, Self::EdDsa, Self::Es256]
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                SessionError::validation("TESSERA_SIGNING_ALG must be one of HS256, EdDSA, ES256")
+            })
+    }
+
+    /// The length of a signature, in bytes.
+    pub(crate) fn signature_len(self) -> usize {
+        match self {
+            SigningAlgorithm::Hs256 => 32,
+            SigningAlgorithm::EdDsa | SigningAlgorithm::Es256 => 64,
+        }
+    }
+}
+
+impl fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One public key in a [`Jwks`] (RFC 7517 §4, RFC 8037 §2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// `OKP` for Ed25519, `EC` for P-256.
+    pub kty: String,
+    /// `Ed25519` or `P-256`.
+    pub crv: String,
+    /// The public key (Ed25519) or its x coordinate (P-256), base64url.
+    pub x: String,
+    /// The y coordinate (P-256 only), base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// The key id that tokens signed with this key carry in `kid`: the
+    /// key's RFC 7638 thumbprint.
+    pub kid: String,
+    /// The one algorithm this key is used with.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
+/// A JSON Web Key Set: what `GET /.well-known/jwks.json` serves. Empty in
+/// HS256 mode, where no key may be published.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// Current key first, then previous keys.
+    pub keys: Vec<Jwk>,
+}
+
+enum Material {
+    // Boxed: aws-lc's HMAC context is over a kilobyte.
+    Hs256(Box<hmac::Key>),
+    Ed25519 {
+        /// `None` for a previous key given by its public half.
+        pair: Option<Ed25519KeyPair>,
+        public: ParsedPublicKey,
+        raw: [u8; 32],
+    },
+    Es256 {
+        pair: Option<EcdsaKeyPair>,
+        public: ParsedPublicKey,
+        /// The uncompressed point: `04 || x || y`.
+        raw: [u8; 65],
+    },
+}
+
+/// A key that signs or verifies access tokens, with its key id and the one
+/// algorithm it is used with.
+pub struct SigningKey {
+    kid: String,
+    algorithm: SigningAlgorithm,
+    /// The encoded header Tessera writes with this key, built once.
+    header: String,
+    material: Material,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SigningKey {{ kid: {:?}, alg: {}, secret: [redacted] }}",
+            self.kid, self.algorithm
+        )
+    }
+}
+
+/// DER prefixes of the SubjectPublicKeyInfo of an Ed25519 key and of a
+/// P-256 key (uncompressed point): the only public-key forms accepted.
+const ED25519_SPKI_PREFIX: &[u8] = &[
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+const P256_SPKI_PREFIX: &[u8] = &[
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+const HOW_TO_GENERATE_KEY: &str = "generate one with `tessera keygen --alg <ALG>` or `openssl genpkey -algorithm ed25519` (EdDSA) / `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` (ES256)";
+
+/// What a key text held, once its armour is removed.
+enum KeyDer {
+    /// `PRIVATE KEY` (PKCS#8) or `EC PRIVATE KEY` (SEC1).
+    Private(Zeroizing<Vec<u8>>),
+    /// `PUBLIC KEY` (SubjectPublicKeyInfo).
+    Public(Vec<u8>),
+    /// Base64 DER without armour: private or public, decided by parsing.
+    Unknown(Zeroizing<Vec<u8>>),
+}
+
+/// Reads a PEM block or a base64 DER string. Never echoes the input.
+fn decode_key_text(variable: &str, text: &str) -> Result<KeyDer> {
+    let bad = || {
+        SessionError::validation(format!(
+            "{variable} must be a PEM key or base64 DER; {HOW_TO_GENERATE_KEY}"
+        ))
+    };
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix("-----BEGIN ") {
+        let (label, rest) = rest.split_once("-----").ok_or_else(bad)?;
+        let end = format!("-----END {label}-----");
+        let (body, tail) = rest.split_once(end.as_str()).ok_or_else(bad)?;
+        if !tail.trim().is_empty() {
+            return Err(bad());
+        }
+        let body: Zeroizing<String> =
+            Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
+        let der = Zeroizing::new(STANDARD.decode(body.as_bytes()).map_err(|_| bad())?);
+        return match label {
+            "PRIVATE KEY" | "EC PRIVATE KEY" => Ok(KeyDer::Private(der)),
+            "PUBLIC KEY" => Ok(KeyDer::Public(der.to_vec())),
+            _ => Err(bad()),
+        };
+    }
+    let compact: Zeroizing<String> =
+        Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
+    let der = STANDARD
+        .decode(compact.as_bytes())
+        .or_else(|_| URL_SAFE_NO_PAD.decode(compact.as_bytes()))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(compact.as_bytes()))
+        .map_err(|_| bad())?;
+    Ok(KeyDer::Unknown(Zeroizing::new(der)))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl SigningKey {
+    /// An HS256 key from the bytes of a secret, with the key id Tessera has
+    /// always derived for it.
+    pub(crate) fn hs256(secret: &[u8], kid: String) -> Self {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+        Self::assemble(kid, SigningAlgorithm::Hs256, Material::Hs256(Box::new(key)))
+    }
+
+    /// An Ed25519 or P-256 key from the text of a configuration variable.
+    /// With `public_ok`, a public key is accepted too (a previous key that
+    /// only verifies).
+    pub(crate) fn asymmetric(
+        algorithm: SigningAlgorithm,
+        variable: &str,
+        text: &str,
+        public_ok: bool,
+    ) -> Result<Self> {
+        let wrong = || {
+            SessionError::validation(format!(
+                "{variable} is not a valid {algorithm} {} key; {HOW_TO_GENERATE_KEY}",
+                if public_ok {
+                    "private or public"
+                } else {
+                    "private"
+                }
+            ))
+        };
+        let der = decode_key_text(variable, text)?;
+        let (private, public): (Option<&[u8]>, Option<&[u8]>) = match &der {
+            KeyDer::Private(d) => (Some(d), None),
+            KeyDer::Public(d) => (None, Some(d)),
+            KeyDer::Unknown(d) => (Some(d), Some(d)),
+        };
+        if public.is_some() && private.is_none() && !public_ok {
+            return Err(SessionError::validation(format!(
+                "{variable} must be a private key: the current key signs; {HOW_TO_GENERATE_KEY}"
+            )));
+        }
+        let material = match algorithm {
+            SigningAlgorithm::Hs256 => return Err(wrong()),
+            SigningAlgorithm::EdDsa => {
+                let pair = private.and_then(|d| Ed25519KeyPair::from_pkcs8(d).ok());
+                let raw: [u8; 32] = match (&pair, public) {
+                    (Some(p), _) => p.public_key().as_ref().try_into().map_err(|_| wrong())?,
+                    (None, Some(spki)) if public_ok => spki
+                        .strip_prefix(ED25519_SPKI_PREFIX)
+                        .and_then(|k| k.try_into().ok())
+                        .ok_or_else(wrong)?,
+                    _ => return Err(wrong()),
+                };
+                let public = ParsedPublicKey::new(&signature::ED25519, raw).map_err(|_| wrong())?;
+                Material::Ed25519 { pair, public, raw }
+            }
+            SigningAlgorithm::Es256 => {
+                let pair = private.and_then(|d| {
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, d)
+                        .or_else(|_| {
+                            EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, d)
+                        })
+                        .ok()
+                });
+                let raw: [u8; 65] = match (&pair, public) {
+                    (Some(p), _) => p.public_key().as_ref().try_into().map_err(|_| wrong())?,
+                    (None, Some(spki)) if public_ok => spki
+                        .strip_prefix(P256_SPKI_PREFIX)
+                        .and_then(|k| k.try_into().ok())
+                        .ok_or_else(wrong)?,
+                    _ => return Err(wrong()),
+                };
+                let public =
+                    ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, raw).map_err(|_| wrong())?;
+                Material::Es256 { pair, public, raw }
+            }
+        };
+        let kid = thumbprint(&material);
+        Ok(Self::assemble(kid, algorithm, material))
+    }
+
+    fn assemble(kid: String, algorithm: SigningAlgorithm, material: Material) -> Self {
+        // The kid is hex or base64url, so it needs no JSON escaping.
+        let header = b64(format!(
+            r#"{{"alg":"{}","typ":"JWT","kid":"{kid}"}}"#,
+            algorithm.as_str()
+        )
+        .as_bytes());
+        Self {
+            kid,
+            algorithm,
+            header,
+            material,
+        }
+    }
+
+    /// The key id written in the `kid` header of tokens signed with this key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The one algorithm this key is used with.
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
+    }
+
+    /// Whether this key can sign (a previous key given by its public half
+    /// cannot).
+    pub fn can_sign(&self) -> bool {
+        match &self.material {
+            Material::Hs256(_) => true,
+            Material::Ed25519 { pair, .. } => pair.is_some(),
+            Material::Es256 { pair, .. } => pair.is_some(),
+        }
+    }
+
+    /// The base64url header Tessera writes with this key.
+    pub(crate) fn encoded_header(&self) -> &str {
+        &self.header
+    }
+
+    /// Signs `input` and appends the base64url signature to `out`.
+    pub(crate) fn sign_into(&self, input: &[u8], out: &mut String) -> Result<()> {
+        let failed = || SessionError::system("signing the access token failed");
+        match &self.material {
+            Material::Hs256(key) => {
+                URL_SAFE_NO_PAD.encode_string(hmac::sign(key, input).as_ref(), out);
+            }
+            Material::Ed25519 { pair, .. } => {
+                let pair = pair.as_ref().ok_or_else(failed)?;
+                URL_SAFE_NO_PAD.encode_string(pair.sign(input).as_ref(), out);
+            }
+            Material::Es256 { pair, .. } => {
+                let pair = pair.as_ref().ok_or_else(failed)?;
+                let sig = pair
+                    .sign(&SystemRandom::new(), input)
+                    .map_err(|_| failed())?;
+                URL_SAFE_NO_PAD.encode_string(sig.as_ref(), out);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `signature` (already decoded, of this algorithm's exact
+    /// length) signs `input` under this key.
+    pub(crate) fn verify(&self, input: &[u8], signature: &[u8]) -> bool {
+        match &self.material {
+            // Constant time: aws-lc's `hmac::verify` recomputes the MAC and
+            // compares with `CRYPTO_memcmp`, so the time taken says nothing
+            // about how many bytes of a guessed MAC were right.
+            Material::Hs256(key) => hmac::verify(key, input, signature).is_ok(),
+            // Public-key verification: no secret is compared.
+            Material::Ed25519 { public, .. } | Material::Es256 { public, .. } => {
+                public.verify_sig(input, signature).is_ok()
+            }
+        }
+    }
+
+    /// The public key as a JWK; `None` for an HS256 key, which is secret.
+    pub fn jwk(&self) -> Option<Jwk> {
+        let (kty, crv, x, y) = match &self.material {
+            Material::Hs256(_) => return None,
+            Material::Ed25519 { raw, .. } => ("OKP", "Ed25519", b64(raw), None),
+            Material::Es256 { raw, .. } => ("EC", "P-256", b64(&raw[1..33]), Some(b64(&raw[33..]))),
+        };
+        Some(Jwk {
+            kty: kty.to_owned(),
+            crv: crv.to_owned(),
+            x,
+            y,
+            kid: self.kid.clone(),
+            alg: self.algorithm.as_str().to_owned(),
+            use_: "sig".to_owned(),
+        })
+    }
+
+    /// A new private key for `algorithm`, as PKCS#8 PEM. `None` for HS256,
+    /// whose key is a random secret ([`KeyRing::generate_secret`](crate::KeyRing::generate_secret)).
+    pub fn generate_pem(algorithm: SigningAlgorithm) -> Result<Option<Zeroizing<String>>> {
+        let failed = |_| SessionError::system("generating a signing key failed");
+        let der = match algorithm {
+            SigningAlgorithm::Hs256 => return Ok(None),
+            SigningAlgorithm::EdDsa => Ed25519KeyPair::generate()
+                .and_then(|k| k.to_pkcs8v1())
+                .map_err(failed)?,
+            SigningAlgorithm::Es256 => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .and_then(|k| k.to_pkcs8v1())
+                .map_err(failed)?,
+        };
+        let body = Zeroizing::new(STANDARD.encode(der.as_ref()));
+        let mut pem = Zeroizing::new(String::with_capacity(body.len() + 80));
+        pem.push_str("-----BEGIN PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(
+                std::str::from_utf8(line)
+                    .map_err(|_| SessionError::system("generating a signing key failed"))?,
+            );
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        Ok(Some(pem))
+    }
+}
+
+/// The RFC 7638 thumbprint of a public key: base64url of the SHA-256 of its
+/// canonical JWK (required members only, in lexicographic order).
+fn thumbprint(material: &Material) -> String {
+    let canonical = match material {
+        Material::Hs256(_) => return String::new(),
+        Material::Ed25519 { raw, .. } => {
+            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64(raw))
+        }
+        Material::Es256 { raw, .. } => format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            b64(&raw[1..33]),
+            b64(&raw[33..])
+        ),
+    };
+    b64(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8037_thumbprint_example_matches() {
+        // RFC 8037 appendix A.3: the thumbprint of the A.2 public key.
+        let raw: [u8; 32] = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .expect("b64")
+            .try_into()
+            .expect("32 bytes");
+        let public = ParsedPublicKey::new(&signature::ED25519, raw).expect("key");
+        let material = Material::Ed25519 {
+            pair: None,
+            public,
+            raw,
+        };
+        assert_eq!(
+            thumbprint(&material),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
+    fn rfc8037_signature_example_verifies() {
+        // RFC 8037 appendix A.4: an Ed25519 JWS over "Example of Ed25519 signing".
+        let raw: [u8; 32] = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .expect("b64")
+            .try_into()
+            .expect("32 bytes");
+        let public = ParsedPublicKey::new(&signature::ED25519, raw).expect("key");
+        let key = SigningKey::assemble(
+            "a".into(),
+            SigningAlgorithm::EdDsa,
+            Material::Ed25519 {
+                pair: None,
+                public,
+                raw,
+            },
+        );
+        let input = b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+        let sig = URL_SAFE_NO_PAD
+            .decode("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg")
+            .expect("b64");
+        assert!(key.verify(input, &sig));
+        assert!(!key.verify(
+            b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmG",
+            &sig
+        ));
+        assert!(!key.can_sign());
+    }
+
+    #[test]
+    fn generated_keys_load_sign_and_verify() {
+        for alg in [SigningAlgorithm::EdDsa, SigningAlgorithm::Es256] {
+            let pem = SigningKey::generate_pem(alg)
+                .expect("generated")
+                .expect("pem");
+            let key =
+                SigningKey::asymmetric(alg, "TESSERA_SIGNING_KEY", &pem, false).expect("loads");
+            assert!(key.can_sign());
+            let mut sig = String::new();
+            key.sign_into(b"input", &mut sig).expect("signs");
+            let raw = URL_SAFE_NO_PAD.decode(&sig).expect("b64");
+            assert_eq!(raw.len(), alg.signature_len());
+            assert!(key.verify(b"input", &raw));
+            assert!(!key.verify(b"inpuT", &raw));
+            assert_eq!(key.kid().len(), 43, "a SHA-256 thumbprint");
+            // The same key as unarmoured base64 DER loads to the same kid.
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let again = SigningKey::asymmetric(alg, "V", &body, false).expect("loads");
+            assert_eq!(again.kid(), key.kid());
+        }
+    }
+
+    #[test]
+    fn a_key_of_the_other_algorithm_or_garbage_is_refused_without_echo() {
+        let ed = SigningKey::generate_pem(SigningAlgorithm::EdDsa)
+            .expect("generated")
+            .expect("pem");
+        let err =
+            SigningKey::asymmetric(SigningAlgorithm::Es256, "TESSERA_SIGNING_KEY", &ed, false)
+                .expect_err("an Ed25519 key is not a P-256 key");
+        assert!(err.message().starts_with("TESSERA_SIGNING_KEY "));
+        assert!(!err.message().contains(ed.lines().nth(1).expect("line")));
+        for garbage in [
+            "",
+            "not a key",
+            "-----BEGIN PRIVATE KEY-----\n!!\n-----END PRIVATE KEY-----",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+        ] {
+            assert!(
+                SigningKey::asymmetric(SigningAlgorithm::EdDsa, "V", garbage, true).is_err(),
+                "{garbage:?}"
+            );
+        }
+        assert!(SigningKey::asymmetric(SigningAlgorithm::Hs256, "V", &ed, true).is_err());
+    }
+}
