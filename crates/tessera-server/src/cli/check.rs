@@ -1,0 +1,53 @@
+//! `tessera check-config`: resolves the configuration exactly as `serve`
+//! would (flags, environment, file), opens the store and loads the TLS
+//! files, and prints a summary without secrets.
+
+use std::process::ExitCode;
+
+use crate::config::{self, ServeArgs};
+use crate::{backend, tls};
+
+use super::EXIT_CONFIG;
+
+pub(super) fn run(args: &ServeArgs) -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match config::resolve(args, &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start a runtime: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let checked = runtime.block_on(async {
+        let backend = backend::open(&config.store).await?;
+        if backend.store.ping().await.is_err() {
+            return Err(config::ConfigError(format!(
+                "TESSERA_STORE: the store ({}) does not answer",
+                config.store
+            )));
+        }
+        if let Some(files) = &config.tls {
+            tls::load(files).await?;
+        }
+        Ok(())
+    });
+    if let Err(e) = checked {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    for (key, value) in config.summary() {
+        println!("{key:<20} {value}");
+    }
+    println!("configuration OK");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,28 @@
+//! The Tessera HTTP service and the `tessera` command.
+//!
+//! The service is a library first: [`app`] turns an [`AppState`] into an
+//! `axum::Router` that tests drive in-process; the binary only parses its
+//! configuration, installs logging and serves that router.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`http`] | the router, handlers, error mapping, wire types, OpenAPI |
+//! | [`state`] | [`AppState`]: manager, rate limiter, limits, API key, metrics |
+//! | [`metrics`] | Prometheus metrics |
+//! | [`config`] | configuration from flags, environment and a TOML file |
+//! | [`backend`] | the store factory: `TESSERA_STORE` to a store and a rate limiter |
+//! | [`serve`] | building the state from a configuration and serving it |
+//! | [`cli`] | the `tessera` command line: serve, keygen, check-config, admin |
+
+pub mod http;
+pub mod metrics;
+pub mod state;
+
+pub use crate::http::app;
+pub use crate::state::{AppState, Limits};
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod serve;
+pub mod tls;

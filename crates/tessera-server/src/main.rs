@@ -1,0 +1,70 @@
+//! The `tessera` binary: parse the command line; for `serve`, resolve the
+//! configuration, install logging and serve until SIGTERM or Ctrl-C. All
+//! the work lives in the `tessera_server` library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tessera_server::cli::{self, Cli, Command, EXIT_CONFIG};
+use tessera_server::config::{self, ServeArgs};
+use tessera_server::{logging, serve};
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve(args) => run_serve(&args),
+        other => cli::run(other),
+    }
+}
+
+fn run_serve(args: &ServeArgs) -> ExitCode {
+    let config = match config::resolve(args, &|name| std::env::var(name).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    logging::init(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve::serve(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the service stopped");
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                serve::ServeError::Config(_) => EXIT_CONFIG,
+                _ => 1,
+            })
+        }
+    }
+}
+
+/// Resolves on SIGTERM (how orchestrators stop a service) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,148 @@
+//! From a [`Config`] to a running service: open the store, build the
+//! manager and the state, listen, and shut down gracefully.
+//!
+//! Shutdown: when the `shutdown` future resolves (SIGTERM or Ctrl-C in the
+//! binary), the listener closes, idle connections are closed and in-flight
+//! requests run to completion. Whatever is still running after the grace
+//! period is dropped, so a stuck client cannot hold the process forever.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tessera::{SessionManager, TracingEvents};
+use tokio::sync::watch;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::{app, backend, tls};
+
+/// Why the service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration could not be used (the store, the TLS files).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The manager refused its configuration.
+    #[error("{0}")]
+    Manager(#[from] tessera::SessionError),
+    /// Listening or serving failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Builds the state `serve` would run: store, manager (with lifecycle events
+/// counted in the metrics), limiter, limits and API key.
+pub async fn build_state(config: &Config) -> Result<AppState, ServeError> {
+    let backend = backend::open(&config.store).await?;
+    let metrics = Arc::new(Metrics::new());
+    let manager = SessionManager::builder()
+        .keys(config.keys.clone())
+        .store(backend.store)
+        .policy(config.policy.clone())
+        .lifetimes(config.lifetimes.clone())
+        .events(metrics.event_sink(Arc::new(TracingEvents)))
+        .build()?;
+    Ok(AppState::builder(manager)
+        .limiter(backend.limiter)
+        .limits(config.limits)
+        .api_key(config.api_key.clone())
+        .metrics(metrics)
+        .build())
+}
+
+fn announce(config: &Config, addr: SocketAddr) {
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if config.dev {
+        tracing::warn!(
+            "DEVELOPMENT MODE: secrets are ephemeral and sessions live in memory; \
+             every session is lost when this process stops. Never use --dev in production."
+        );
+    }
+    for (key, value) in config.summary() {
+        tracing::info!(setting = key, value = %value, "configuration");
+    }
+    tracing::info!(%addr, "listening on {scheme}://{addr}");
+}
+
+/// Serves until `shutdown` resolves, then shuts down gracefully.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = build_state(&config).await?;
+    let router = app(state);
+    let io = |source| ServeError::Io {
+        addr: config.listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    let addr = listener.local_addr().map_err(io)?;
+    let grace = config.shutdown_grace;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    match &config.tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(io)?
+                .tap_io(|tcp| {
+                    // Small JSON responses: do not let Nagle delay them.
+                    let _ = tcp.set_nodelay(true);
+                });
+            announce(&config, addr);
+            let server =
+                axum::serve(listener, router).with_graceful_shutdown(stopped(stop_rx.clone()));
+            tokio::select! {
+                r = server => r.map_err(io)?,
+                () = async { stopped(stop_rx).await; tokio::time::sleep(grace).await } => {
+                    tracing::warn!(grace_secs = grace.as_secs(), "grace period over; dropping the remaining connections");
+                }
+            }
+        }
+        Some(files) => {
+            let rustls = tls::load(files).await?;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(
+                axum_server::accept::TcpConfigAcceptor::new(
+                    axum_server::accept::TcpSocketConfig::new().nodelay(true),
+                ),
+            );
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            tokio::spawn(async move {
+                stopped(stop_rx).await;
+                h.graceful_shutdown(Some(grace));
+            });
+            announce(&config, addr);
+            axum_server::from_tcp(listener)
+                .map_err(io)?
+                .acceptor(acceptor)
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+                .map_err(io)?;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
