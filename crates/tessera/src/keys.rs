@@ -405,11 +405,15 @@ impl KeyRing {
                 keys
             }
         };
-        for (i, k) in signing.iter().enumerate() {
-            if signing[..i].iter().any(|o| o.kid() == k.kid()) {
-                return Err(SessionError::validation(
-                    "a previous signing key repeats a key already in the ring",
-                ));
+        // A key listed twice (a PEM file holding both halves of a key, a
+        // previous key equal to the current one) is kept once.
+        let mut signing = signing;
+        let mut i = 1;
+        while i < signing.len() {
+            if signing[..i].iter().any(|o| o.kid() == signing[i].kid()) {
+                signing.remove(i);
+            } else {
+                i += 1;
             }
         }
         let sealing = std::iter::once(encryption_key)

@@ -169,38 +169,49 @@ enum KeyDer {
     Unknown(Zeroizing<Vec<u8>>),
 }
 
-/// Reads a PEM block or a base64 DER string. Never echoes the input.
-fn decode_key_text(variable: &str, text: &str) -> Result<KeyDer> {
+/// Reads PEM blocks or a base64 DER string. Never echoes the input.
+///
+/// Some tools write a private key followed by its public key in one file;
+/// that yields two blocks, which the caller reconciles.
+fn decode_key_text(variable: &str, text: &str) -> Result<Vec<KeyDer>> {
     let bad = || {
         SessionError::validation(format!(
             "{variable} must be a PEM key or base64 DER; {HOW_TO_GENERATE_KEY}"
         ))
     };
-    let text = text.trim();
-    if let Some(rest) = text.strip_prefix("-----BEGIN ") {
+    let mut text = text.trim();
+    if !text.starts_with("-----BEGIN ") {
+        let compact: Zeroizing<String> =
+            Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
+        let der = STANDARD
+            .decode(compact.as_bytes())
+            .or_else(|_| URL_SAFE_NO_PAD.decode(compact.as_bytes()))
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(compact.as_bytes()))
+            .map_err(|_| bad())?;
+        return Ok(vec![KeyDer::Unknown(Zeroizing::new(der))]);
+    }
+    let mut blocks = Vec::new();
+    while let Some(rest) = text.strip_prefix("-----BEGIN ") {
+        if blocks.len() == 4 {
+            return Err(bad());
+        }
         let (label, rest) = rest.split_once("-----").ok_or_else(bad)?;
         let end = format!("-----END {label}-----");
         let (body, tail) = rest.split_once(end.as_str()).ok_or_else(bad)?;
-        if !tail.trim().is_empty() {
-            return Err(bad());
-        }
         let body: Zeroizing<String> =
             Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
         let der = Zeroizing::new(STANDARD.decode(body.as_bytes()).map_err(|_| bad())?);
-        return match label {
-            "PRIVATE KEY" | "EC PRIVATE KEY" => Ok(KeyDer::Private(der)),
-            "PUBLIC KEY" => Ok(KeyDer::Public(der.to_vec())),
-            _ => Err(bad()),
-        };
+        blocks.push(match label {
+            "PRIVATE KEY" | "EC PRIVATE KEY" => KeyDer::Private(der),
+            "PUBLIC KEY" => KeyDer::Public(der.to_vec()),
+            _ => return Err(bad()),
+        });
+        text = tail.trim_start();
     }
-    let compact: Zeroizing<String> =
-        Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
-    let der = STANDARD
-        .decode(compact.as_bytes())
-        .or_else(|_| URL_SAFE_NO_PAD.decode(compact.as_bytes()))
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(compact.as_bytes()))
-        .map_err(|_| bad())?;
-    Ok(KeyDer::Unknown(Zeroizing::new(der)))
+    if !text.is_empty() {
+        return Err(bad());
+    }
+    Ok(blocks)
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -234,17 +245,46 @@ impl SigningKey {
                 }
             ))
         };
-        let der = decode_key_text(variable, text)?;
-        let (private, public): (Option<&[u8]>, Option<&[u8]>) = match &der {
-            KeyDer::Private(d) => (Some(d), None),
-            KeyDer::Public(d) => (None, Some(d)),
-            KeyDer::Unknown(d) => (Some(d), Some(d)),
-        };
+        let blocks = decode_key_text(variable, text)?;
+        let private_blocks = blocks
+            .iter()
+            .filter(|b| matches!(b, KeyDer::Private(_)))
+            .count();
+        let public_blocks = blocks.len() - private_blocks;
+        // At most one key of each half; a lone unarmoured DER may be either.
+        if private_blocks > 1 || public_blocks > 1 {
+            return Err(wrong());
+        }
+        let mut private: Option<&[u8]> = None;
+        let mut public: Option<&[u8]> = None;
+        for block in &blocks {
+            match block {
+                KeyDer::Private(d) => private = Some(d),
+                KeyDer::Public(d) => public = Some(d),
+                KeyDer::Unknown(d) => (private, public) = (Some(&d[..]), Some(&d[..])),
+            }
+        }
+        let unarmoured = matches!(blocks.first(), Some(KeyDer::Unknown(_)));
         if public.is_some() && private.is_none() && !public_ok {
             return Err(SessionError::validation(format!(
                 "{variable} must be a private key: the current key signs; {HOW_TO_GENERATE_KEY}"
             )));
         }
+        // A public block next to a private one must be its own half.
+        let check_pair = |raw: &[u8], prefix: &[u8]| -> Result<()> {
+            match public {
+                Some(spki) if private.is_some() && !unarmoured => {
+                    if spki.strip_prefix(prefix) == Some(raw) {
+                        Ok(())
+                    } else {
+                        Err(SessionError::validation(format!(
+                            "{variable} holds a public key that does not belong to its private key"
+                        )))
+                    }
+                }
+                _ => Ok(()),
+            }
+        };
         let material = match algorithm {
             SigningAlgorithm::Hs256 => return Err(wrong()),
             SigningAlgorithm::EdDsa => {
@@ -257,6 +297,9 @@ impl SigningKey {
                         .ok_or_else(wrong)?,
                     _ => return Err(wrong()),
                 };
+                if pair.is_some() {
+                    check_pair(&raw, ED25519_SPKI_PREFIX)?;
+                }
                 let public = ParsedPublicKey::new(&signature::ED25519, raw).map_err(|_| wrong())?;
                 Material::Ed25519 { pair, public, raw }
             }
@@ -500,6 +543,43 @@ mod tests {
             let again = SigningKey::asymmetric(alg, "V", &body, false).expect("loads");
             assert_eq!(again.kid(), key.kid());
         }
+    }
+
+    #[test]
+    fn a_pem_file_with_both_halves_must_hold_one_key() {
+        let private = SigningKey::generate_pem(SigningAlgorithm::EdDsa)
+            .expect("generated")
+            .expect("pem");
+        let key =
+            SigningKey::asymmetric(SigningAlgorithm::EdDsa, "V", &private, false).expect("loads");
+        let jwk = key.jwk().expect("public");
+        let spki = |raw: &[u8]| {
+            let mut der = ED25519_SPKI_PREFIX.to_vec();
+            der.extend_from_slice(raw);
+            format!(
+                "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+                STANDARD.encode(der)
+            )
+        };
+        let own = spki(&URL_SAFE_NO_PAD.decode(&jwk.x).expect("x"));
+        let both = format!("{}{own}", private.as_str());
+        let again = SigningKey::asymmetric(SigningAlgorithm::EdDsa, "V", &both, false)
+            .expect("private and its own public half");
+        assert_eq!(again.kid(), key.kid());
+        let other = SigningKey::generate_pem(SigningAlgorithm::EdDsa)
+            .expect("generated")
+            .expect("pem");
+        let other_key =
+            SigningKey::asymmetric(SigningAlgorithm::EdDsa, "V", &other, false).expect("loads");
+        let other_x = URL_SAFE_NO_PAD
+            .decode(other_key.jwk().expect("public").x)
+            .expect("x");
+        let mismatched = format!("{}{}", private.as_str(), spki(&other_x));
+        let err = SigningKey::asymmetric(SigningAlgorithm::EdDsa, "V", &mismatched, false)
+            .expect_err("a public half of another key");
+        assert!(err.message().contains("does not belong"), "{err}");
+        let two_private = format!("{}{}", private.as_str(), other.as_str());
+        assert!(SigningKey::asymmetric(SigningAlgorithm::EdDsa, "V", &two_private, false).is_err());
     }
 
     #[test]
