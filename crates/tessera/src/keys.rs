@@ -653,4 +653,82 @@ mod tests {
         assert!(ring.signing_key_by_kid(kid).is_some());
         assert!(ring.signing_key_by_kid("00000000").is_none());
     }
+
+    #[test]
+    fn repeated_units_and_placeholder_fragments_are_refused() {
+        for value in [
+            "mysecretkeymysecretkeymysecretkey",
+            "abcdefghabcdefghabcdefghabcdefghab",
+            "Xk9#Lm2@Xk9#Lm2@Xk9#Lm2@Xk9#Lm2@",
+            "django-insecure-k3J8vQm2xN7pL4sW9zR6tY1uH5g",
+            "prod-jwt-secret-k3J8vQm2xN7pL4sW9zR6tY1uH5g",
+            "K3J8VQM2XN7PL4SW-CHANGEME-9ZR6TY1UH5GF0DCA",
+            "qwertyuiop-k3J8vQm2xN7pL4sW9zR6tY1uH5gF0dCa",
+        ] {
+            assert!(check_secret("JWT_SECRET", value).is_err(), "{value}");
+        }
+        // Random values of the documented forms pass.
+        for _ in 0..200 {
+            let s = KeyRing::generate_secret().expect("random");
+            check_secret("JWT_SECRET", &s).expect("a generated secret passes");
+        }
+        check_secret("JWT_SECRET", JWT).expect("a random-looking test secret passes");
+    }
+
+    fn key_with_threshold(warn_at: u64) -> SealingKey {
+        let mut key = SealingKey::new(ENC).expect("key");
+        key.warn_at = warn_at;
+        key
+    }
+
+    #[test]
+    fn seals_are_counted_and_warned_about_well_before_the_limit() {
+        let key = key_with_threshold(4);
+        let warned: Vec<u64> = (1..=40)
+            .filter(|_| key.count_seal())
+            .map(|_| key.seal_count())
+            .collect();
+        assert_eq!(
+            warned,
+            [4, 8, 16, 32],
+            "at the threshold, then at each doubling"
+        );
+        assert_eq!(key.seal_count(), 40);
+        assert!(
+            SEAL_WARN_THRESHOLD <= SEAL_LIMIT / 4,
+            "a quarter of the limit or less"
+        );
+    }
+
+    #[test]
+    fn the_seal_warning_reaches_the_log_and_names_no_key_material() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let key = key_with_threshold(2);
+        tracing::subscriber::with_default(subscriber, || {
+            key.count_seal();
+            key.count_seal();
+        });
+        let log = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
+        assert!(log.contains("WARN"), "{log}");
+        assert!(log.contains("2^32") && log.contains("rotate"), "{log}");
+        assert!(log.contains(&hex(&key.kid())), "names the key by id: {log}");
+        assert!(!log.contains(ENC), "{log}");
+    }
 }
