@@ -40,6 +40,9 @@ pub const SEAL_WARN_THRESHOLD: u64 = 1 << 30;
 /// 96-bit nonce exceeds 2^-32.
 pub const SEAL_LIMIT: u64 = 1 << 32;
 
+// The warning must leave room to rotate: at most a quarter of the limit.
+const _: () = assert!(SEAL_WARN_THRESHOLD <= SEAL_LIMIT / 4);
+
 const HOW_TO_GENERATE: &str = "generate one with `tessera keygen` or `openssl rand -base64 48`";
 
 /// Lower-case fragments of the placeholders that documentation and tutorials
@@ -694,10 +697,6 @@ mod tests {
             "at the threshold, then at each doubling"
         );
         assert_eq!(key.seal_count(), 40);
-        assert!(
-            SEAL_WARN_THRESHOLD <= SEAL_LIMIT / 4,
-            "a quarter of the limit or less"
-        );
     }
 
     #[test]
