@@ -23,6 +23,7 @@ const WATCHDOG: &str = r#"
 owner="$1"; dir="$2"; shift 2
 redis-server "$@" &
 r=$!
+trap 'kill "$r" 2>/dev/null; wait "$r" 2>/dev/null; exit 0' TERM
 while kill -0 "$r" 2>/dev/null && kill -0 "$owner" 2>/dev/null; do sleep 0.2; done
 kill "$r" 2>/dev/null; wait "$r" 2>/dev/null
 kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
@@ -40,13 +41,13 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port pair found");
 }
 
-fn cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+fn cli(port: u16, password: Option<&str>, args: &[&str]) -> Option<String> {
+    let mut cmd = Command::new("redis-cli");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+    if let Some(pw) = password {
+        cmd.args(["--no-auth-warning", "-a", pw]);
+    }
+    let out = cmd.args(args).stderr(Stdio::null()).output().ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -69,9 +70,14 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a server without persistence (plus `extra` arguments).
+    /// Starts a server without persistence (plus `extra` arguments, which
+    /// override the defaults).
     pub fn start(extra: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Like [`Node::start`], on a given port.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let dir =
             std::env::temp_dir().join(format!("tessera-redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create a data folder");
@@ -120,8 +126,9 @@ impl Node {
             .expect("redis-server must be installed");
         self.child = Some(child);
         let port = self.port;
+        let password = self.password();
         wait_for("redis-server to answer", Duration::from_secs(20), || {
-            cli(port, &["ping"]).is_some_and(|o| o.trim() == "PONG")
+            cli(port, password.as_deref(), &["ping"]).is_some_and(|o| o.trim() == "PONG")
         });
     }
 
@@ -129,14 +136,33 @@ impl Node {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    fn password(&self) -> Option<String> {
+        let at = self.args.iter().position(|a| a == "--requirepass")?;
+        self.args.get(at + 1).cloned()
+    }
+
     /// Stops the server the way an operator would (`SHUTDOWN`, which writes
     /// the append-only file when persistence is on) and waits until it is
     /// gone.
     pub fn stop(&mut self) {
-        let _ = cli(self.port, &["shutdown"]);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
+        self.shutdown("save");
+    }
+
+    fn shutdown(&mut self, mode: &str) {
+        let _ = self.cli(&["shutdown", mode]);
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        // The server ignored SHUTDOWN: the watchdog stops it on TERM.
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let _ = child.wait();
     }
 
     /// Starts the server again on the same port and data folder.
@@ -145,16 +171,13 @@ impl Node {
     }
 
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        cli(self.port, args)
+        cli(self.port, self.password().as_deref(), args)
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = cli(self.port, &["shutdown", "nosave"]);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
+        self.shutdown("nosave");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -349,4 +372,37 @@ pub fn dump(mode: Mode, prefix: &str) -> Vec<(Vec<u8>, Vec<Vec<u8>>)> {
         out.push((key, values));
     }
     out
+}
+
+pub const JWT_SECRET: &str = "k3J8vQm2xN7pL4sW9zR6tY1uH5gF0dCa-redis-test-only";
+pub const ENCRYPTION_KEY: &str = "Zq8Wm3Np6Rt1Vx4Yb7Cd0Fg2Hj5Kl9Ms-redis-test-only";
+
+/// A manager over `store` with test keys, the system clock (Redis TTLs run
+/// on wall-clock time) and no background cleanup.
+pub fn manager(store: RedisStore) -> tessera::SessionManager {
+    manager_with(store, tessera::Lifetimes::default())
+}
+
+pub fn manager_with(store: RedisStore, lifetimes: tessera::Lifetimes) -> tessera::SessionManager {
+    tessera::SessionManager::builder()
+        .keys(tessera::KeyRing::new(JWT_SECRET, ENCRYPTION_KEY).expect("test keys"))
+        .store(std::sync::Arc::new(store))
+        .lifetimes(tessera::Lifetimes {
+            cleanup_interval: Duration::ZERO,
+            ..lifetimes
+        })
+        .build()
+        .expect("manager")
+}
+
+pub fn random_user() -> tessera::UserId {
+    tessera::UserId::from_uuid(uuid::Uuid::new_v4())
+}
+
+pub fn random_org() -> tessera::OrgId {
+    tessera::OrgId::from_uuid(uuid::Uuid::new_v4())
+}
+
+pub fn role(name: &str) -> tessera::RoleName {
+    tessera::RoleName::parse(name).expect("role")
 }
