@@ -38,6 +38,8 @@ pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod keys;
 pub mod limit;

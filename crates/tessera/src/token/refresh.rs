@@ -89,6 +89,16 @@ impl ParsedRefresh {
         })
     }
 
+    /// A token of the given parts; for the fuzzing entry points, which must
+    /// be deterministic.
+    pub(crate) fn from_parts(session_id: SessionId, generation: u32, secret: [u8; 32]) -> Self {
+        Self {
+            session_id,
+            generation,
+            secret: Zeroizing::new(secret),
+        }
+    }
+
     /// Parses and authenticates a token. Fails with `TOKEN_ERROR` for anything
     /// Tessera did not issue, before any store access.
     pub(crate) fn parse(token: &str, keys: &KeyRing) -> Result<Self> {
