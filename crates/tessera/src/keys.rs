@@ -506,7 +506,7 @@ impl KeyRing {
                 }
                 let current = from_file("TESSERA_SIGNING_KEY")?.ok_or_else(|| {
                     SessionError::validation(format!(
-                        "TESSERA_SIGNING_KEY (or TESSERA_SIGNING_KEY_FILE) is not set, and TESSERA_SIGNING_ALG is {algorithm}; generate one with `tessera keygen --alg {algorithm}`"
+                        "TESSERA_SIGNING_KEY (or TESSERA_SIGNING_KEY_FILE) is not set, and TESSERA_SIGNING_ALG is {algorithm}; see docs/keys.md to generate one"
                     ))
                 })?;
                 let previous = from_file("TESSERA_SIGNING_KEY_PREVIOUS")?

@@ -157,7 +157,7 @@ const P256_SPKI_PREFIX: &[u8] = &[
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
-const HOW_TO_GENERATE_KEY: &str = "generate one with `tessera keygen --alg <ALG>` or `openssl genpkey -algorithm ed25519` (EdDSA) / `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` (ES256)";
+const HOW_TO_GENERATE_KEY: &str = "generate one with `openssl genpkey -algorithm ed25519` (EdDSA) or `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` (ES256); see docs/keys.md";
 
 /// What a key text held, once its armour is removed.
 enum KeyDer {
