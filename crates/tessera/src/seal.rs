@@ -75,6 +75,8 @@ pub fn open(keys: &KeyRing, purpose: Purpose, owner: &[u8], blob: &[u8]) -> Resu
     let nonce = Nonce::try_assume_unique_for_key(&blob[5..HEADER_LEN]).map_err(|_| fail())?;
     let key = keys.sealing_key_by_kid(kid).ok_or_else(fail)?;
     let mut in_out = blob[HEADER_LEN..].to_vec();
+    // The GCM tag is checked inside aws-lc's `open_in_place`, in constant
+    // time, before any plaintext is released.
     let plaintext = key
         .aead
         .open_in_place(nonce, Aad::from(aad(purpose, owner, kid)), &mut in_out)

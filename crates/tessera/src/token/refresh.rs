@@ -193,8 +193,11 @@ impl ParsedRefresh {
         out
     }
 
-    /// Whether this token's secret hashes to `hash`, compared in constant time.
+    /// Whether this token's secret hashes to `hash`.
     pub(crate) fn matches(&self, hash: &[u8; 32]) -> bool {
+        // Constant time (`subtle::ConstantTimeEq`): the stored hash is what
+        // a presented secret is measured against, so the comparison must
+        // not say how many leading bytes matched.
         bool::from(self.secret_hash().ct_eq(hash))
     }
 
