@@ -24,7 +24,7 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    logging::init(config.log_format);
+    let _logs = logging::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

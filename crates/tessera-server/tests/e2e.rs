@@ -91,6 +91,19 @@ impl Server {
         self.logs.lock().expect("logs").join("\n")
     }
 
+    /// The logs once they contain `needle` (request lines are written in
+    /// batches, up to 100 ms late).
+    fn logs_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || std::time::Instant::now() > deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn addr(&self) -> String {
         self.url.split("://").nth(1).expect("address").to_owned()
     }
@@ -243,7 +256,7 @@ async fn dev_mode_serves_the_api_and_the_admin_cli_drives_it() {
     .expect("run");
     assert_eq!(unreachable.status.code(), Some(3));
 
-    let logs = server.logs();
+    let logs = server.logs_with("route=\"/v1/sessions/current\" status=200");
     assert!(logs.contains("DEVELOPMENT MODE"), "{logs}");
     assert!(
         logs.contains("route=\"/v1/sessions/current\" status=200"),
@@ -289,7 +302,7 @@ async fn with_an_api_key_requests_and_the_cli_must_carry_it() {
     assert_eq!(without.status.code(), Some(1));
     assert!(stderr(&without).contains("AUTHENTICATION_ERROR"));
 
-    let logs = server.logs();
+    let logs = server.logs_with("\"route\":\"/v1/stats\"");
     let request_line = logs
         .lines()
         .find(|l| l.contains("\"route\":\"/v1/stats\""))

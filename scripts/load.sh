@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Load test of the Tessera HTTP service with wrk, on loopback only.
+#
+# Builds the release binary, starts `tessera serve` with fresh secrets, an
+# API key, a role policy and members, creates sessions, then measures
+# requests per second and p99 latency at 64 connections, in one run, for:
+#
+#   trivial   GET  /healthz                  the ceiling: the same server doing nothing
+#   validate  GET  /v1/sessions/current      bearer access token, round-robin over sessions
+#   create    POST /v1/sessions              round-robin over members
+#   refresh   POST /v1/sessions/refresh      each connection follows its own token chain,
+#                                            so every request is a real rotation (no reuse,
+#                                            no grace-window replay)
+#
+# Rate limits: create is limited per user and refresh per session by default,
+# which would turn most of this load into 429s. The script raises both limits
+# to 1,000,000 per minute, so the limiter still runs on every request (its
+# cost is measured) but never refuses; it says so in its output.
+#
+# Request logs are on (RUST_LOG=info, one line per request) and go to a file
+# in the work directory, as they would in production.
+#
+# Usage: scripts/load.sh            (needs wrk: apt-get install -y wrk)
+# Environment: LOAD_DURATION (seconds per endpoint, default 10),
+#              LOAD_CONNECTIONS (default 64), LOAD_THREADS (wrk threads, default 2),
+#              LOAD_PORT (default 18080), CARGO_TARGET_DIR.
+set -euo pipefail
+
+duration="${LOAD_DURATION:-10}"
+connections="${LOAD_CONNECTIONS:-64}"
+threads="${LOAD_THREADS:-2}"
+port="${LOAD_PORT:-18080}"
+base="http://127.0.0.1:${port}"
+org="0b7e2a43-5f55-4b4e-9a3c-2f1f0d2c9e11"
+members=64
+sessions=256
+
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is not installed" >&2; exit 1; }
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+target="${CARGO_TARGET_DIR:-$root/target}"
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [[ -n "$server_pid" ]]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== building (release)"
+(cd "$root" && cargo build --release -q -p tessera-server)
+bin="$target/release/tessera"
+
+eval "$("$bin" keygen | sed 's/^/export /')"
+cat >"$work/policy.toml" <<'EOF'
+[roles.member]
+permissions = ["read:*", "write:profile"]
+
+[roles.admin]
+inherits = ["member"]
+permissions = ["*:*"]
+EOF
+
+echo "== starting the service on $base"
+TESSERA_LISTEN="127.0.0.1:${port}" \
+TESSERA_POLICY="$work/policy.toml" \
+TESSERA_CREATE_LIMIT_PER_MINUTE=1000000 \
+TESSERA_REFRESH_LIMIT_PER_MINUTE=1000000 \
+RUST_LOG="${LOAD_RUST_LOG:-info}" \
+  "$bin" serve >"$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "$base/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "$base/healthz" >/dev/null || { echo "the service did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+
+hdr=(-H "x-api-key: ${TESSERA_API_KEY}" -H "content-type: application/json")
+
+echo "== setting up $members members and $sessions sessions"
+: >"$work/users"
+for i in $(seq 1 "$members"); do
+  user="$(printf '00000000-0000-4000-8000-%012d' "$i")"
+  echo "$user" >>"$work/users"
+  curl -fsS -X PUT "${hdr[@]}" -d '{"role":"member"}' "$base/v1/orgs/$org/members/$user" >/dev/null
+done
+: >"$work/access"; : >"$work/refresh"
+for i in $(seq 1 "$sessions"); do
+  user="$(sed -n "$(( (i - 1) % members + 1 ))p" "$work/users")"
+  out="$(curl -fsS -X POST "${hdr[@]}" -d "{\"user_id\":\"$user\",\"org_id\":\"$org\"}" "$base/v1/sessions")"
+  sed -E 's/.*"access_token":"([^"]+)".*/\1/' <<<"$out" >>"$work/access"
+  sed -E 's/.*"refresh_token":"([^"]+)".*/\1/' <<<"$out" >>"$work/refresh"
+done
+
+# A Lua helper shared by the scripts: each wrk thread gets an id, reads the
+# token file and takes its share.
+cat >"$work/common.lua" <<EOF
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function read_lines(path)
+  local t = {}
+  for line in io.lines(path) do t[#t + 1] = line end
+  return t
+end
+threads = ${threads}
+apikey = "${TESSERA_API_KEY}"
+EOF
+
+cat >"$work/validate.lua" <<EOF
+dofile("$work/common.lua")
+local tokens, n
+function init(args)
+  tokens = read_lines("$work/access")
+  n = id
+end
+function request()
+  n = n + threads
+  local t = tokens[(n % #tokens) + 1]
+  return wrk.format("GET", "/v1/sessions/current", { ["authorization"] = "Bearer " .. t, ["x-api-key"] = apikey })
+end
+EOF
+
+cat >"$work/create.lua" <<EOF
+dofile("$work/common.lua")
+local users, n
+function init(args)
+  users = read_lines("$work/users")
+  n = id
+end
+function request()
+  n = n + threads
+  local u = users[(n % #users) + 1]
+  return wrk.format("POST", "/v1/sessions",
+    { ["content-type"] = "application/json", ["x-api-key"] = apikey },
+    '{"user_id":"' .. u .. '","org_id":"${org}"}')
+end
+EOF
+
+# Refresh: a queue of current refresh tokens per thread. A request takes one,
+# its response puts the rotated one back, so no token is ever presented twice.
+cat >"$work/refresh.lua" <<EOF
+dofile("$work/common.lua")
+local queue, head, tail
+function init(args)
+  local all = read_lines("$work/refresh")
+  queue, head, tail = {}, 1, 0
+  for i = id + 1, #all, threads do tail = tail + 1; queue[tail] = all[i] end
+end
+function request()
+  local t = queue[head]
+  queue[head] = nil
+  head = head + 1
+  return wrk.format("POST", "/v1/sessions/refresh",
+    { ["content-type"] = "application/json", ["x-api-key"] = apikey },
+    '{"refresh_token":"' .. (t or "exhausted") .. '"}')
+end
+function response(status, headers, body)
+  local t = body:match('"refresh_token":"([^"]+)"')
+  if t then tail = tail + 1; queue[tail] = t end
+end
+EOF
+
+run() { # name, extra wrk args...
+  local name="$1"; shift
+  wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$@" >"$work/$name.txt"
+  local rps p99 non2xx
+  rps="$(awk '/^Requests\/sec:/ {print $2}' "$work/$name.txt")"
+  p99="$(awk '$1 == "99%" {print $2}' "$work/$name.txt")"
+  non2xx="$(awk '/Non-2xx/ {print $5}' "$work/$name.txt")"
+  printf '%-9s %12s req/s   p99 %9s   non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}"
+  echo "$rps" >"$work/$name.rps"
+}
+
+echo "== warming up"
+wrk -t"$threads" -c"$connections" -d2s "$base/healthz" >/dev/null
+echo "== ${connections} connections, ${threads} wrk threads, ${duration}s each; limits raised to 1,000,000/min (limiter runs, never refuses)"
+run trivial "$base/healthz"
+run validate -s "$work/validate.lua" "$base"
+run create -s "$work/create.lua" "$base"
+run refresh -s "$work/refresh.lua" "$base"
+
+ratio="$(awk -v v="$(cat "$work/validate.rps")" -v t="$(cat "$work/trivial.rps")" 'BEGIN { printf "%.0f", 100 * v / t }')"
+echo "== validate is ${ratio}% of the trivial endpoint (target: >= 75% and >= 40000 req/s)"
+lines="$(grep -c 'tessera::http' "$work/server.log" || true)"
+echo "== the service wrote ${lines} request log lines"
