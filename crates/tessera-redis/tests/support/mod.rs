@@ -73,11 +73,22 @@ impl Node {
     /// Starts a server without persistence (plus `extra` arguments, which
     /// override the defaults).
     pub fn start(extra: &[&str]) -> Self {
-        Self::start_on(free_port(), extra)
+        // Another process may take the port between the check and the
+        // server's bind: then the server exits and another port is tried.
+        for _ in 0..5 {
+            if let Some(node) = Self::try_start_on(free_port(), extra) {
+                return node;
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports");
     }
 
     /// Like [`Node::start`], on a given port.
     pub fn start_on(port: u16, extra: &[&str]) -> Self {
+        Self::try_start_on(port, extra).expect("redis-server starts on the given port")
+    }
+
+    fn try_start_on(port: u16, extra: &[&str]) -> Option<Self> {
         let dir =
             std::env::temp_dir().join(format!("tessera-redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create a data folder");
@@ -107,12 +118,12 @@ impl Node {
             args,
             child: None,
         };
-        node.run();
-        node
+        node.run().then_some(node)
     }
 
-    fn run(&mut self) {
-        let child = Command::new("sh")
+    /// Starts the server; `false` if it exited instead of answering.
+    fn run(&mut self) -> bool {
+        let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg("sh")
@@ -124,12 +135,23 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed");
-        self.child = Some(child);
         let port = self.port;
         let password = self.password();
-        wait_for("redis-server to answer", Duration::from_secs(20), || {
-            cli(port, password.as_deref(), &["ping"]).is_some_and(|o| o.trim() == "PONG")
-        });
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if cli(port, password.as_deref(), &["ping"]).is_some_and(|o| o.trim() == "PONG") {
+                self.child = Some(child);
+                return true;
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let _ = child.wait();
+        panic!("timed out waiting for redis-server on port {port}");
     }
 
     pub fn url(&self) -> String {
@@ -149,10 +171,11 @@ impl Node {
     }
 
     fn shutdown(&mut self, mode: &str) {
-        let _ = self.cli(&["shutdown", mode]);
+        // Without a running child the port may belong to someone else now.
         let Some(mut child) = self.child.take() else {
             return;
         };
+        let _ = self.cli(&["shutdown", mode]);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = child.try_wait() {
@@ -167,7 +190,7 @@ impl Node {
 
     /// Starts the server again on the same port and data folder.
     pub fn restart(&mut self) {
-        self.run();
+        assert!(self.run(), "redis-server restarts on port {}", self.port);
     }
 
     pub fn cli(&self, args: &[&str]) -> Option<String> {
