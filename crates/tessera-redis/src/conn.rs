@@ -16,7 +16,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
 use tessera::StoreError;
 
 use crate::url::Target;
@@ -79,7 +79,12 @@ impl Conn {
         target: Target,
         timeouts: &Timeouts,
         lazy: bool,
+        tls_root_cert: Option<&[u8]>,
     ) -> Result<Self, StoreError> {
+        let certs = || TlsCertificates {
+            client_tls: None,
+            root_cert: tls_root_cert.map(<[u8]>::to_vec),
+        };
         if target.tls {
             // The redis client builds rustls configs with the process-wide
             // provider; install aws-lc-rs (already used by Tessera) unless
@@ -87,7 +92,11 @@ impl Conn {
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         }
         let kind = if target.cluster {
-            let client = ClusterClientBuilder::new(target.nodes)
+            let mut builder = ClusterClientBuilder::new(target.nodes);
+            if target.tls && tls_root_cert.is_some() {
+                builder = builder.certs(certs());
+            }
+            let client = builder
                 .connection_timeout(timeouts.connect)
                 .response_timeout(timeouts.response)
                 .retries(2)
@@ -115,7 +124,12 @@ impl Conn {
                 .into_iter()
                 .next()
                 .ok_or_else(|| StoreError::new("no Redis server given"))?;
-            let client = redis::Client::open(info).map_err(connect_error)?;
+            let client = if target.tls && tls_root_cert.is_some() {
+                redis::Client::build_with_tls(info, certs())
+            } else {
+                redis::Client::open(info)
+            }
+            .map_err(connect_error)?;
             // One quick retry: the manager reconnects again on the next
             // request anyway, so long retry loops would only delay errors.
             let config = ConnectionManagerConfig::new()

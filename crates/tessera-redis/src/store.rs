@@ -52,6 +52,10 @@ pub struct RedisOptions {
     /// start (and report itself not ready) while Redis is down. Default
     /// `false`: connecting fails if Redis does not answer.
     pub lazy: bool,
+    /// For `rediss://` URLs: a PEM root certificate to trust *instead of*
+    /// the system's roots, for a Redis whose certificate a private CA
+    /// issued. Default `None`: the system's roots.
+    pub tls_root_cert: Option<Vec<u8>>,
 }
 
 impl Default for RedisOptions {
@@ -60,6 +64,7 @@ impl Default for RedisOptions {
             prefix: "tessera:".to_owned(),
             timeouts: Timeouts::default(),
             lazy: false,
+            tls_root_cert: None,
         }
     }
 }
@@ -183,7 +188,13 @@ impl RedisStore {
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, StoreError> {
         check_prefix(&options.prefix)?;
         let target = crate::url::parse(url)?;
-        let conn = Conn::open(target, &options.timeouts, options.lazy).await?;
+        let conn = Conn::open(
+            target,
+            &options.timeouts,
+            options.lazy,
+            options.tls_root_cert.as_deref(),
+        )
+        .await?;
         let store = Self {
             conn,
             layout: Arc::new(Layout::new(&options.prefix)),

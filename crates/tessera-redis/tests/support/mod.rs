@@ -41,13 +41,14 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port pair found");
 }
 
-fn cli(port: u16, password: Option<&str>, args: &[&str]) -> Option<String> {
-    let mut cmd = Command::new("redis-cli");
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
-    if let Some(pw) = password {
-        cmd.args(["--no-auth-warning", "-a", pw]);
-    }
-    let out = cmd.args(args).stderr(Stdio::null()).output().ok()?;
+fn cli(port: u16, flags: &[String], args: &[&str]) -> Option<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(flags)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -111,7 +112,9 @@ impl Node {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        // `{port}` in an extra argument stands for the chosen port (a TLS
+        // server's `--tls-port {port}` with `--port 0`).
+        args.extend(extra.iter().map(|s| s.replace("{port}", &port.to_string())));
         let mut node = Self {
             port,
             dir,
@@ -136,10 +139,9 @@ impl Node {
             .spawn()
             .expect("redis-server must be installed");
         let port = self.port;
-        let password = self.password();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(20) {
-            if cli(port, password.as_deref(), &["ping"]).is_some_and(|o| o.trim() == "PONG") {
+            if self.cli(&["ping"]).is_some_and(|o| o.trim() == "PONG") {
                 self.child = Some(child);
                 return true;
             }
@@ -158,9 +160,22 @@ impl Node {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn password(&self) -> Option<String> {
-        let at = self.args.iter().position(|a| a == "--requirepass")?;
+    fn arg(&self, name: &str) -> Option<String> {
+        let at = self.args.iter().position(|a| a == name)?;
         self.args.get(at + 1).cloned()
+    }
+
+    /// redis-cli flags to reach this server: its password, and TLS with its
+    /// CA when it serves TLS (then `port` is its TLS port).
+    fn cli_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(pw) = self.arg("--requirepass") {
+            flags.extend(["--no-auth-warning".into(), "-a".into(), pw]);
+        }
+        if let Some(ca) = self.arg("--tls-ca-cert-file") {
+            flags.extend(["--tls".into(), "--cacert".into(), ca]);
+        }
+        flags
     }
 
     /// Stops the server the way an operator would (`SHUTDOWN`, which writes
@@ -194,7 +209,7 @@ impl Node {
     }
 
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        cli(self.port, self.password().as_deref(), args)
+        cli(self.port, &self.cli_flags(), args)
     }
 }
 
