@@ -9,12 +9,19 @@
 //!
 //! ```text
 //! cargo run --release -p tessera --example memory_per_session -- \
-//!     [--sessions 1000000] [--users 250000] [--user-agent] [--refreshes 0]
+//!     [--sessions 1000000] [--users 250000] [--orgs 1000] [--user-agent] \
+//!     [--refreshes 0] [--refresh-every 86400] [--spread 0]
 //! ```
 //!
-//! `--refreshes N` rotates every session's refresh token N times, a day of
-//! (manual) clock apart, before the reading: what a store in steady state
-//! holds, stale expiry-index entries included.
+//! `--spread S` spreads the creations evenly over S seconds of (manual)
+//! clock instead of creating them all in the same second: the expiry index
+//! then holds many small per-second buckets, as in a store that has been
+//! running for days.
+//!
+//! `--refreshes N` rotates every session's refresh token N times, with the
+//! (manual) clock moved `--refresh-every` seconds before each round, ahead of
+//! the reading: what a store in steady state holds, stale expiry-index
+//! entries included.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -23,7 +30,7 @@ use std::time::{Duration, Instant};
 use tessera::token::refresh::REFRESH_TOKEN_LEN;
 use tessera::{
     DeviceId, KeyRing, Lifetimes, ManualClock, MemoryStore, NewSession, OrgId, RoleName,
-    SessionManager, UserAgent, UserId,
+    SessionManager, SessionStore, UserAgent, UserId,
 };
 
 /// A fixed "now": mid-2025, Unix seconds.
@@ -39,6 +46,8 @@ struct Options {
     orgs: usize,
     user_agent: bool,
     refreshes: usize,
+    refresh_every: u64,
+    spread: u64,
 }
 
 fn options() -> Result<Options, String> {
@@ -48,6 +57,8 @@ fn options() -> Result<Options, String> {
         orgs: 1_000,
         user_agent: false,
         refreshes: 0,
+        refresh_every: DAY,
+        spread: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -61,12 +72,22 @@ fn options() -> Result<Options, String> {
             "--users" => o.users = number()?,
             "--orgs" => o.orgs = number()?,
             "--refreshes" => o.refreshes = number()?,
+            "--refresh-every" => o.refresh_every = number()? as u64,
+            "--spread" => o.spread = number()? as u64,
             "--user-agent" => o.user_agent = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     if o.sessions < 2 || o.users == 0 || o.orgs == 0 {
         return Err("--sessions must be at least 2, --users and --orgs at least 1".into());
+    }
+    let refresh_span = if o.refreshes > 0 { o.refresh_every } else { 0 };
+    if o.spread.saturating_add(DAY).saturating_add(refresh_span) >= 7 * DAY {
+        return Err(
+            "--spread (plus a day, plus --refresh-every) must stay under 7 days, \
+                    so no session expires before the reading"
+                .into(),
+        );
     }
     Ok(o)
 }
@@ -174,12 +195,13 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     let mut refresh_tokens = vec![[b'x'; REFRESH_TOKEN_LEN]; slots];
     let base = memory()?;
     let started = Instant::now();
-    // Two halves a day apart, so the first can expire while the second lives.
+    // Creations spread evenly over `--spread` seconds, in two halves a day
+    // apart so the first can expire while the second lives.
     let half = o.sessions / 2;
+    let mut last = None;
+    let offset = |n: usize| n as u64 * o.spread / o.sessions as u64;
     for n in 0..o.sessions {
-        if n == half {
-            clock.advance(DAY);
-        }
+        clock.set(START + offset(n) + if n >= half { DAY } else { 0 });
         let (user, org) = users[n % o.users];
         let mut new = NewSession::new(user, org)
             .device_id(device()?)
@@ -188,6 +210,7 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
             new = new.user_agent(user_agent.clone());
         }
         let issued = manager.create_session(new).await?;
+        last = Some(issued.session_id);
         if let Some(slot) = refresh_tokens.get_mut(n) {
             slot.copy_from_slice(issued.refresh_token.expose().as_bytes());
         }
@@ -199,7 +222,7 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
         elapsed.as_secs_f64() * 1e6 / o.sessions as f64
     );
     for round in 0..o.refreshes {
-        clock.advance(DAY);
+        clock.advance(o.refresh_every);
         for slot in &mut refresh_tokens {
             let token = std::str::from_utf8(slot)?;
             let next = manager.refresh_session(token).await?;
@@ -208,6 +231,11 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
         println!("refresh round {} done", round + 1);
     }
     let full = memory()?;
+    if let Some(id) = last
+        && let Some(s) = SessionStore::get(&*store, &id, START + offset(o.sessions)).await?
+    {
+        println!("a sealed session record: {} bytes", s.sealed.len());
+    }
     let stats = manager.session_stats().await?;
     report("all", base, full, o.sessions);
     println!(
@@ -219,7 +247,7 @@ async fn run(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     // Past the first half's expiry (7 days after creation, unless refreshed)
     // but before the second half's.
     if o.refreshes == 0 {
-        clock.set(START + 7 * DAY);
+        clock.set(START + 7 * DAY + offset(half));
         let removed = manager.cleanup_expired_sessions().await?;
         let after = memory()?;
         let live = o.sessions - removed as usize;
