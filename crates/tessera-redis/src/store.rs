@@ -40,7 +40,7 @@ static LIST: LazyLock<Script> = shard_script!("list.lua");
 const LIST_SCAN_BUDGET: usize = 1024;
 
 /// How a [`RedisStore`] connects and names its keys.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// Prepended to every key, so several deployments (or tests) can share
     /// one Redis. Must not contain `{` or `}` (they would change the hash
@@ -56,6 +56,23 @@ pub struct RedisOptions {
     /// the system's roots, for a Redis whose certificate a private CA
     /// issued. Default `None`: the system's roots.
     pub tls_root_cert: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("prefix", &self.prefix)
+            .field("timeouts", &self.timeouts)
+            .field("lazy", &self.lazy)
+            .field(
+                "tls_root_cert",
+                &self
+                    .tls_root_cert
+                    .as_ref()
+                    .map(|c| format!("{} bytes of PEM", c.len())),
+            )
+            .finish()
+    }
 }
 
 impl Default for RedisOptions {
