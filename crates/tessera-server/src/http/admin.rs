@@ -1,6 +1,6 @@
 //! Operator endpoints: list and revoke sessions, statistics, cleanup.
 
-use axum::Json;
+use super::respond::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use tessera::{OrgId, PageRequest, SessionFilter, SessionId, UserId};

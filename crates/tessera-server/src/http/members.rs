@@ -2,7 +2,7 @@
 //! from here; changing a role applies to live sessions at once, and removing
 //! a membership revokes the user's sessions in that org.
 
-use axum::Json;
+use super::respond::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use tessera::{OrgId, RoleName, UserId};

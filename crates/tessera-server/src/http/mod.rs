@@ -19,6 +19,7 @@ mod members;
 mod observe;
 pub mod openapi;
 pub mod operation;
+mod respond;
 mod sessions;
 pub mod wire;
 

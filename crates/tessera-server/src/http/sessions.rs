@@ -1,7 +1,7 @@
 //! The session endpoints an application calls on behalf of its users:
 //! create, validate, refresh, log out and permission checks.
 
-use axum::Json;
+use super::respond::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize, Serializer};
 use tessera::{
@@ -13,16 +12,53 @@ use tessera::{
 };
 use utoipa::ToSchema;
 
-/// A time as RFC 3339 UTC, written straight into the output (no
-/// intermediate string).
+/// A time as RFC 3339 UTC (`2027-01-15T08:00:00Z`), formatted into a stack
+/// buffer: it is on the validate hot path three times per response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rfc3339(pub u64);
 
+/// The latest time written; later ones (never produced by real lifetimes)
+/// are clamped to it so the year keeps four digits.
+const MAX_RFC3339: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+
+impl Rfc3339 {
+    /// The formatted bytes.
+    pub fn to_bytes(self) -> [u8; 20] {
+        let secs = self.0.min(MAX_RFC3339);
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        // Howard Hinnant's days-to-civil algorithm, in unsigned arithmetic
+        // (times before 1970 cannot occur here).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        let mut out = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, rem / 3600);
+        put(14, 2, rem % 3600 / 60);
+        put(17, 2, rem % 60);
+        out
+    }
+}
+
 impl Serialize for Rfc3339 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_seconds(
-            UNIX_EPOCH + Duration::from_secs(self.0),
-        ))
+        let bytes = self.to_bytes();
+        // Digits and separators only: always UTF-8.
+        s.serialize_str(std::str::from_utf8(&bytes).unwrap_or("1970-01-01T00:00:00Z"))
     }
 }
 
@@ -397,6 +433,23 @@ pub struct StatusView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_match_a_reference_formatter() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let mut t: u64 = 0;
+        // Every day boundary and leap rule over four centuries, plus odd
+        // seconds in between.
+        while t < 13_000_000_000 {
+            let ours = Rfc3339(t).to_bytes();
+            let reference =
+                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string();
+            assert_eq!(std::str::from_utf8(&ours).expect("ascii"), reference, "{t}");
+            t += 86_399 * 7 + 13;
+        }
+        assert_eq!(&Rfc3339(u64::MAX).to_bytes(), b"9999-12-31T23:59:59Z");
+        assert_eq!(&Rfc3339(951_782_400).to_bytes(), b"2000-02-29T00:00:00Z");
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {
