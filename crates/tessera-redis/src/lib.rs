@@ -57,6 +57,12 @@
 //! shard, so every session is either removed or inserted after its shard
 //! was cleared: none escapes. Counts and listings likewise visit 16 shards.
 //!
+//! Each script names in `KEYS` the key that selects its slot and reaches
+//! the shard's other keys (index entries it finds while it runs) through the
+//! same hash tag, which Redis Cluster permits because they are in the same
+//! slot. Redis 7.0 or later is required (the scripts use `EXPIREAT` with
+//! `NX` and `GT`).
+//!
 //! The shard tags were chosen to land in 16 evenly spaced slots, so a
 //! cluster with evenly split slot ranges spreads the shards evenly; with
 //! more than 16 masters some masters hold no sessions (memberships and rate
@@ -80,7 +86,10 @@
 //! Connections reconnect by themselves. With Redis unreachable a request
 //! fails within about the response timeout ([`Timeouts`]) with a
 //! [`StoreError`](tessera::StoreError), which the manager reports as
-//! `DATABASE_ERROR`; the next request after Redis returns succeeds. Scripts
+//! `DATABASE_ERROR`; the next request after Redis returns succeeds
+//! ([`RedisOptions::lazy`] also lets a service start while Redis is down).
+//! For `rediss://` to a server with a private CA, pass the CA in
+//! [`RedisOptions::tls_root_cert`]. Scripts
 //! are sent by SHA (`EVALSHA`) and loaded again automatically when a
 //! restarted server has forgotten them.
 
