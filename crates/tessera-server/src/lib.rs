@@ -13,16 +13,18 @@
 //! | [`backend`] | the store factory: `TESSERA_STORE` to a store and a rate limiter |
 //! | [`serve`] | building the state from a configuration and serving it |
 //! | [`cli`] | the `tessera` command line: serve, keygen, check-config, admin |
+//! | [`logging`] | text or JSON log lines, written in batches |
+//! | [`tls`] | loading the HTTPS certificate and key |
 
-pub mod http;
-pub mod metrics;
-pub mod state;
-
-pub use crate::http::app;
-pub use crate::state::{AppState, Limits};
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod serve;
+pub mod state;
 pub mod tls;
+
+pub use crate::http::app;
+pub use crate::state::{AppState, Limits};

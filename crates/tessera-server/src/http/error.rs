@@ -272,3 +272,84 @@ pub(crate) fn outcome_index(kind: &str) -> usize {
         .position(|o| *o == kind)
         .unwrap_or(crate::metrics::OUTCOMES.len() - 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    #[test]
+    fn every_kind_maps_to_its_status_and_wire_name() {
+        for (kind, status, name) in [
+            (ErrorKind::Validation, 400, "VALIDATION_ERROR"),
+            (ErrorKind::Authentication, 401, "AUTHENTICATION_ERROR"),
+            (ErrorKind::Token, 401, "TOKEN_ERROR"),
+            (ErrorKind::Authorization, 403, "AUTHORIZATION_ERROR"),
+            (ErrorKind::NotFound, 404, "NOT_FOUND"),
+            (
+                ErrorKind::RateLimited {
+                    retry_after_secs: 7,
+                },
+                429,
+                "RATE_LIMITED",
+            ),
+            (ErrorKind::Database, 503, "DATABASE_ERROR"),
+            (ErrorKind::Encryption, 500, "ENCRYPTION_ERROR"),
+            (ErrorKind::System, 500, "SYSTEM_ERROR"),
+        ] {
+            let e = ApiError::from(SessionError::new(kind, "m"));
+            assert_eq!(e.status().as_u16(), status, "{name}");
+            assert_eq!(e.kind(), name);
+            let res = e.into_response();
+            assert_eq!(
+                res.headers().contains_key(header::RETRY_AFTER),
+                status == 429,
+                "{name}"
+            );
+            assert!(!res.headers().contains_key(header::WWW_AUTHENTICATE));
+        }
+    }
+
+    #[test]
+    fn only_bearer_token_errors_carry_the_challenge() {
+        let token = ApiError::from(SessionError::new(ErrorKind::Token, "bad")).bearer();
+        let res = token.into_response();
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
+        let other = ApiError::from(SessionError::new(ErrorKind::Database, "down")).bearer();
+        assert!(
+            !other
+                .into_response()
+                .headers()
+                .contains_key(header::WWW_AUTHENTICATE)
+        );
+    }
+
+    #[tokio::test]
+    async fn rendered_bodies_carry_type_message_and_request_id() {
+        let mut res = ApiError::not_found("no such session").into_response();
+        render(&mut res, "req-1");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        let body = to_bytes(res.into_body(), 1024).await.expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"type": "NOT_FOUND", "message": "no such session", "request_id": "req-1"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn framework_errors_get_the_same_shape() {
+        let mut res = StatusCode::UNSUPPORTED_MEDIA_TYPE.into_response();
+        render(&mut res, "req-2");
+        let body = to_bytes(res.into_body(), 1024).await.expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["error"]["type"], "VALIDATION_ERROR");
+        let mut ok = StatusCode::OK.into_response();
+        render(&mut ok, "req-3");
+        assert!(!ok.headers().contains_key(header::CONTENT_TYPE));
+    }
+}
