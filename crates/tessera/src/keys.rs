@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_lc_rs::{aead, hkdf, hmac};
+use aws_lc_rs::{hkdf, hmac};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -202,7 +202,8 @@ fn hs256_key(secret: &str) -> Result<SigningKey> {
 /// The keys derived from one `SESSION_ENCRYPTION_KEY`.
 pub struct SealingKey {
     kid: [u8; 4],
-    pub(crate) aead: aead::RandomizedNonceKey,
+    /// Derives each record's own AES-256-GCM key (see [`crate::seal`]).
+    pub(crate) seal_kdf: hmac::Key,
     pub(crate) refresh_mac: hmac::Key,
     pub(crate) index: hmac::Key,
     seals: AtomicU64,
@@ -218,11 +219,9 @@ impl SealingKey {
         derive(ikm, "tessera/v1/seal", aead_key.as_mut())?;
         derive(ikm, "tessera/v1/refresh-mac", refresh_key.as_mut())?;
         derive(ikm, "tessera/v1/index", index_key.as_mut())?;
-        let aead = aead::RandomizedNonceKey::new(&aead::AES_256_GCM, aead_key.as_ref())
-            .map_err(|_| SessionError::system("AES-256-GCM key setup failed"))?;
         Ok(Self {
             kid: kid_of(ikm, "tessera/v1/seal-kid")?,
-            aead,
+            seal_kdf: hmac::Key::new(hmac::HMAC_SHA256, aead_key.as_ref()),
             refresh_mac: hmac::Key::new(hmac::HMAC_SHA256, refresh_key.as_ref()),
             index: hmac::Key::new(hmac::HMAC_SHA256, index_key.as_ref()),
             seals: AtomicU64::new(0),

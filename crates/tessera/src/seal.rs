@@ -2,18 +2,30 @@
 //!
 //! A sealed blob is `version (1) || kid (4) || nonce (12) || ciphertext || tag (16)`.
 //! The nonce is fresh from the CSPRNG for every seal (aws-lc-rs'
-//! `RandomizedNonceKey` draws it; Tessera never chooses one). The associated
+//! `RandomizedNonceKey` draws it; Tessera never chooses one).
+//!
+//! Each record is sealed under a key of its own,
+//! `HMAC-SHA256(seal key, purpose || owner)`, where the seal key is derived
+//! from `SESSION_ENCRYPTION_KEY` by HKDF. AES-GCM allows 2^32 random-nonce
+//! seals per key (NIST SP 800-38D); with one key per record that budget is
+//! per session, which re-seals only on refreshes, role changes and activity
+//! writes (at most one a minute by default: about 43,000 over a 30-day
+//! session), instead of being shared by every session of a deployment.
+//!
+//! The associated
 //! data binds the blob to its purpose, its owner (a session id, a membership
 //! key) and the key id, so a blob copied onto another session, or relabelled
 //! with another key id, fails to open. A blob that fails to open is an
 //! `ENCRYPTION_ERROR`; callers treat the record as absent.
 
-use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::hmac;
+use zeroize::Zeroizing;
 
 use crate::error::{Result, SessionError};
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, SealingKey};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 const TAG_LEN: usize = 16;
 
@@ -45,14 +57,31 @@ fn aad(purpose: Purpose, owner: &[u8], kid: [u8; 4]) -> Vec<u8> {
     aad
 }
 
+/// The AES-256-GCM key of one record: a PRF of the seal key over the
+/// record's purpose and owner.
+fn record_key(key: &SealingKey, purpose: Purpose, owner: &[u8]) -> Result<RandomizedNonceKey> {
+    let bytes = record_key_bytes(key, purpose, owner);
+    RandomizedNonceKey::new(&AES_256_GCM, bytes.as_ref())
+        .map_err(|_| SessionError::encryption("AES-256-GCM key setup failed"))
+}
+
+fn record_key_bytes(key: &SealingKey, purpose: Purpose, owner: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut ctx = hmac::Context::with_key(&key.seal_kdf);
+    ctx.update(purpose.label());
+    ctx.update(&[0]);
+    ctx.update(owner);
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    bytes.copy_from_slice(ctx.sign().as_ref());
+    bytes
+}
+
 /// Seals `plaintext` for `owner` under the ring's current key.
 pub fn seal(keys: &KeyRing, purpose: Purpose, owner: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let key = keys.sealing_key();
     let kid = key.kid();
     let mut in_out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
     in_out.extend_from_slice(plaintext);
-    let nonce = key
-        .aead
+    let nonce = record_key(key, purpose, owner)?
         .seal_in_place_append_tag(Aad::from(aad(purpose, owner, kid)), &mut in_out)
         .map_err(|_| SessionError::encryption("sealing the session record failed"))?;
     key.count_seal();
@@ -77,8 +106,7 @@ pub fn open(keys: &KeyRing, purpose: Purpose, owner: &[u8], blob: &[u8]) -> Resu
     let mut in_out = blob[HEADER_LEN..].to_vec();
     // The GCM tag is checked inside aws-lc's `open_in_place`, in constant
     // time, before any plaintext is released.
-    let plaintext = key
-        .aead
+    let plaintext = record_key(key, purpose, owner)?
         .open_in_place(nonce, Aad::from(aad(purpose, owner, kid)), &mut in_out)
         .map_err(|_| fail())?;
     let len = plaintext.len();
@@ -101,6 +129,18 @@ mod tests {
             "Zq8Wm3Np6Rt1Vx4Yb7Cd0Fg2Hj5Kl9Ms",
         )
         .expect("valid keys")
+    }
+
+    #[test]
+    fn every_record_owner_and_purpose_gets_its_own_aes_key() {
+        let keys = ring();
+        let key = keys.sealing_key();
+        let a = record_key_bytes(key, Purpose::Session, b"session-a");
+        let b = record_key_bytes(key, Purpose::Session, b"session-b");
+        let m = record_key_bytes(key, Purpose::Membership, b"session-a");
+        assert_ne!(*a, *b);
+        assert_ne!(*a, *m);
+        assert_eq!(*a, *record_key_bytes(key, Purpose::Session, b"session-a"));
     }
 
     #[test]
