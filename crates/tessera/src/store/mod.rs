@@ -92,7 +92,8 @@ pub struct SessionCounts {
 /// - **Expiry.** A session whose `expires_at` is at or before `now` must not be
 ///   returned, listed or counted by any method, whether or not
 ///   [`purge_expired`](Self::purge_expired) has removed it yet. Stores may
-///   also drop it by themselves (a Redis TTL).
+///   also drop it by themselves (a Redis TTL), so the `now` a store is given
+///   must be close to wall-clock time; the manager passes its clock's time.
 /// - **Missing ids** are not errors: reads return `None` or an empty list,
 ///   removals return `false` or `0`, and a swap returns
 ///   [`CasOutcome::Missing`]. `Err` means the store itself failed.
