@@ -22,7 +22,7 @@
 #
 # The endpoints run in interleaved rounds (trivial, validate, refresh, create,
 # then again), so a neighbour that slows the machine for a while hits them
-# alike; the summary shows every round and the best of each. Sessions made by
+# alike; the summary shows every round, and the best and median of each. Sessions made by
 # the create runs belong to their own users and are revoked after each round,
 # so the store does not grow from round to round.
 #
@@ -127,33 +127,38 @@ threads = ${threads}
 apikey = "${TESSERA_API_KEY}"
 LUA
 
+# Requests are built once in init, so wrk spends no more per request on
+# validate than on the static /healthz request it is compared with.
 cat >"$work/validate.lua" <<LUA
 dofile("$work/common.lua")
-local tokens, n
+local reqs, n = {}, 0
 function init(args)
-  tokens = read_lines("$work/validate.access")
-  n = id
+  local tokens = read_lines("$work/validate.access")
+  for i = id + 1, #tokens, threads do
+    reqs[#reqs + 1] = wrk.format("GET", "/v1/sessions/current",
+      { ["authorization"] = "Bearer " .. tokens[i], ["x-api-key"] = apikey })
+  end
 end
 function request()
-  n = n + threads
-  local t = tokens[(n % #tokens) + 1]
-  return wrk.format("GET", "/v1/sessions/current", { ["authorization"] = "Bearer " .. t, ["x-api-key"] = apikey })
+  n = n % #reqs + 1
+  return reqs[n]
 end
 LUA
 
 cat >"$work/create.lua" <<LUA
 dofile("$work/common.lua")
-local users, n
+local reqs, n = {}, 0
 function init(args)
-  users = read_lines("$work/create-users")
+  for _, u in ipairs(read_lines("$work/create-users")) do
+    reqs[#reqs + 1] = wrk.format("POST", "/v1/sessions",
+      { ["content-type"] = "application/json", ["x-api-key"] = apikey },
+      '{"user_id":"' .. u .. '","org_id":"${org}"}')
+  end
   n = id
 end
 function request()
-  n = n + threads
-  local u = users[(n % #users) + 1]
-  return wrk.format("POST", "/v1/sessions",
-    { ["content-type"] = "application/json", ["x-api-key"] = apikey },
-    '{"user_id":"' .. u .. '","org_id":"${org}"}')
+  n = n % #reqs + 1
+  return reqs[n]
 end
 LUA
 
@@ -211,12 +216,15 @@ for round in $(seq 1 "$rounds"); do
 done
 
 best() { grep "^$1 " "$work/results" | sort -k2 -g -r | head -1; }
-echo "== best round of each (req/s, p99 of that round, non-2xx)"
+median() { grep "^$1 " "$work/results" | sort -k2 -g | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+echo "== best and median round of each (req/s, p99 of that round, non-2xx)"
 for name in trivial validate refresh create; do
-  best "$name" | awk '{printf "  %-9s %10s req/s   p99 %9s   non-2xx %s\n", $1, $2, $3, $4}'
+  best "$name" | awk '{printf "  best    %-9s %10s req/s   p99 %9s   non-2xx %s\n", $1, $2, $3, $4}'
+  median "$name" | awk '{printf "  median  %-9s %10s req/s   p99 %9s   non-2xx %s\n", $1, $2, $3, $4}'
 done
-ratio="$(awk -v v="$(best validate | awk '{print $2}')" -v t="$(best trivial | awk '{print $2}')" \
-  'BEGIN { printf "%.0f", 100 * v / t }')"
-echo "== validate (best) is ${ratio}% of trivial (best); target: >= 75% and >= 40,000 req/s"
+pct() { awk -v v="$1" -v t="$2" 'BEGIN { printf "%.0f", 100 * v / t }'; }
+echo "== validate/trivial: best $(pct "$(best validate | awk '{print $2}')" "$(best trivial | awk '{print $2}')")%," \
+  "median $(pct "$(median validate | awk '{print $2}')" "$(median trivial | awk '{print $2}')")%" \
+  "(target: >= 75%, and validate >= 40,000 req/s)"
 lines="$(grep -c 'tessera::http' "$work/server.log" || true)"
 echo "== the service wrote ${lines} request log lines"
