@@ -177,16 +177,13 @@ async fn rotating_the_encryption_key_keeps_old_sessions_valid() {
     let new_key = "Ht6Yu9Io2Pa5Sd8Fg1Hj4Kl7Zx0Cv3Bn-rotated";
     let rotated =
         KeyRing::with_previous(JWT_SECRET, &[], new_key, &[ENCRYPTION_KEY]).expect("keys");
-    let manager = SessionManager::builder()
-        .keys(rotated)
-        .store(h.store.clone())
-        .clock(Arc::new(h.clock.clone()))
-        .lifetimes(Lifetimes {
+    let manager = h.manager_with(
+        rotated,
+        Lifetimes {
             activity_interval: std::time::Duration::ZERO,
             ..common::lifetimes()
-        })
-        .build()
-        .expect("manager");
+        },
+    );
     manager
         .validate_session(issued.access_token.expose())
         .await
@@ -209,13 +206,7 @@ async fn rotating_the_encryption_key_keeps_old_sessions_valid() {
         .expect("refresh re-seals under the new key");
     // With the previous key gone, the re-sealed session still opens.
     let only_new = KeyRing::new(JWT_SECRET, new_key).expect("keys");
-    let manager = SessionManager::builder()
-        .keys(only_new)
-        .store(h.store.clone())
-        .clock(Arc::new(h.clock.clone()))
-        .lifetimes(common::lifetimes())
-        .build()
-        .expect("manager");
+    let manager = h.manager_with(only_new, common::lifetimes());
     manager
         .validate_session(refreshed.access_token.expose())
         .await
@@ -228,13 +219,7 @@ async fn a_record_under_a_retired_key_is_rejected() {
     let issued = h.login().await;
     let without_old =
         KeyRing::new(JWT_SECRET, "Ht6Yu9Io2Pa5Sd8Fg1Hj4Kl7Zx0Cv3Bn-rotated").expect("keys");
-    let manager = SessionManager::builder()
-        .keys(without_old)
-        .store(h.store.clone())
-        .clock(Arc::new(h.clock.clone()))
-        .lifetimes(common::lifetimes())
-        .build()
-        .expect("manager");
+    let manager = h.manager_with(without_old, common::lifetimes());
     let err = manager
         .validate_session(issued.access_token.expose())
         .await

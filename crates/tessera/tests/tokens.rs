@@ -239,16 +239,13 @@ async fn rotating_the_jwt_secret_keeps_old_tokens_valid() {
         &[],
     )
     .expect("keys");
-    let manager = tessera::SessionManager::builder()
-        .keys(rotated)
-        .store(old.store.clone())
-        .clock(std::sync::Arc::new(old.clock.clone()))
-        .lifetimes(Lifetimes {
+    let manager = old.manager_with(
+        rotated,
+        Lifetimes {
             cleanup_interval: std::time::Duration::ZERO,
             ..Lifetimes::default()
-        })
-        .build()
-        .expect("manager");
+        },
+    );
     manager
         .validate_session(issued.access_token.expose())
         .await

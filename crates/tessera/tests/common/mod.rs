@@ -85,3 +85,17 @@ impl Harness {
             .expect("session created")
     }
 }
+
+impl Harness {
+    /// Another manager over this harness's store and clock, as a second node
+    /// or a restarted process with other keys would be.
+    pub fn manager_with(&self, keys: KeyRing, lifetimes: Lifetimes) -> SessionManager {
+        SessionManager::builder()
+            .keys(keys)
+            .store(self.store.clone())
+            .clock(Arc::new(self.clock.clone()))
+            .lifetimes(lifetimes)
+            .build()
+            .expect("manager builds")
+    }
+}
