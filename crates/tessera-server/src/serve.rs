@@ -70,9 +70,12 @@ fn announce(config: &Config, addr: SocketAddr) {
              every session is lost when this process stops. Never use --dev in production."
         );
     }
-    for (key, value) in config.summary() {
-        tracing::info!(setting = key, value = %value, "configuration");
-    }
+    let summary: Vec<String> = config
+        .summary()
+        .into_iter()
+        .map(|(key, value)| format!("{key}: {value}"))
+        .collect();
+    tracing::info!("configuration: {}", summary.join("; "));
     tracing::info!(%addr, "listening on {scheme}://{addr}");
 }
 

@@ -29,7 +29,7 @@ pub const EXIT_CONFIG: u8 = 78;
 
 /// Tessera: sessions with JWT access tokens and rotating refresh tokens.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about, propagate_version = true)]
+#[command(name = "tessera", version, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
