@@ -22,7 +22,7 @@ pub(crate) struct RefreshState {
     /// Generation of the current refresh token; each rotation adds one.
     pub(crate) generation: u32,
     /// `SHA-256` of the current refresh token's secret.
-    pub(crate) secret_hash: [u8; 32],
+    pub(crate) secret_hash: [u8; 16],
     /// When the current refresh token was issued.
     pub(crate) issued_at: u64,
 }
@@ -58,10 +58,22 @@ impl fmt::Debug for SessionRecord {
 
 impl SessionRecord {
     pub(crate) fn seal(&self, keys: &KeyRing, id: &SessionId) -> Result<Vec<u8>> {
-        let plain = zeroize::Zeroizing::new(postcard::to_stdvec(self).map_err(|e| {
-            SessionError::system("encoding a session record failed").with_source(e)
-        })?);
-        seal::seal(keys, Purpose::Session, id.as_bytes(), &plain)
+        // Serialized into a wiped stack buffer first, so the sealed blob is
+        // allocated once at its exact size (spare capacity would be shrunk
+        // by the store, fragmenting the heap) and no plaintext is left in
+        // freed heap memory by a growing Vec.
+        let mut scratch = zeroize::Zeroizing::new([0u8; 1024]);
+        let Ok(plain) = postcard::to_slice(self, scratch.as_mut()) else {
+            // Larger than any record without big custom attributes.
+            let plain = zeroize::Zeroizing::new(postcard::to_stdvec(self).map_err(|e| {
+                SessionError::system("encoding a session record failed").with_source(e)
+            })?);
+            return seal::seal(keys, Purpose::Session, id.as_bytes(), &plain);
+        };
+        let mut blob = Vec::with_capacity(seal::RESERVED + plain.len() + seal::TAG_BYTES);
+        blob.resize(seal::RESERVED, 0);
+        blob.extend_from_slice(plain);
+        seal::seal_reserved(keys, Purpose::Session, id.as_bytes(), blob)
     }
 
     pub(crate) fn open(keys: &KeyRing, id: &SessionId, sealed: &[u8]) -> Result<Self> {

@@ -93,6 +93,45 @@ pub fn seal(keys: &KeyRing, purpose: Purpose, owner: &[u8], plaintext: &[u8]) ->
     Ok(blob)
 }
 
+/// Seals a blob whose first `HEADER_LEN` bytes are reserved and whose rest
+/// is the plaintext, in place: one allocation, no plaintext copy left behind.
+pub(crate) fn seal_reserved(
+    keys: &KeyRing,
+    purpose: Purpose,
+    owner: &[u8],
+    mut blob: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let key = keys.sealing_key();
+    let kid = key.kid();
+    let mut aad_buf = [0u8; 64];
+    let label = purpose.label();
+    let aad_len = label.len() + 1 + kid.len() + owner.len();
+    let aad_vec;
+    let aad_bytes: &[u8] = if aad_len <= aad_buf.len() {
+        aad_buf[..label.len()].copy_from_slice(label);
+        aad_buf[label.len() + 1..label.len() + 5].copy_from_slice(&kid);
+        aad_buf[label.len() + 5..aad_len].copy_from_slice(owner);
+        &aad_buf[..aad_len]
+    } else {
+        aad_vec = aad(purpose, owner, kid);
+        &aad_vec
+    };
+    let (nonce, tag) = record_key(key, purpose, owner)?
+        .seal_in_place_separate_tag(Aad::from(aad_bytes), &mut blob[HEADER_LEN..])
+        .map_err(|_| SessionError::encryption("sealing the session record failed"))?;
+    key.count_seal();
+    blob[0] = VERSION;
+    blob[1..5].copy_from_slice(&kid);
+    blob[5..HEADER_LEN].copy_from_slice(nonce.as_ref());
+    blob.extend_from_slice(tag.as_ref());
+    Ok(blob)
+}
+
+/// Reserved bytes in front of the plaintext for [`seal_reserved`].
+pub(crate) const RESERVED: usize = HEADER_LEN;
+/// Bytes the tag adds after the plaintext.
+pub(crate) const TAG_BYTES: usize = TAG_LEN;
+
 /// Opens a blob sealed by [`seal`] for the same purpose and owner, under any
 /// key of the ring. Fails if a single bit of it changed.
 pub fn open(keys: &KeyRing, purpose: Purpose, owner: &[u8], blob: &[u8]) -> Result<Vec<u8>> {

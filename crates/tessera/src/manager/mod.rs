@@ -243,8 +243,8 @@ impl SessionManager {
         // colliding is not a real event, but a live session must never be
         // overwritten) or when the membership changed during the creation.
         for _ in 0..3 {
-            let id = SessionId::random();
-            let refresh = ParsedRefresh::generate(id)?;
+            let refresh = ParsedRefresh::generate_with_id()?;
+            let id = refresh.session_id;
             let record = SessionRecord {
                 user_id: new.user_id,
                 org_id: new.org_id,

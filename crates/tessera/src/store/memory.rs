@@ -23,63 +23,172 @@ use super::{CasOutcome, IndexKey, Page, SessionCounts, SessionStore, StoredSessi
 use crate::error::StoreError;
 use crate::ids::SessionId;
 
+/// Width of an expiry bucket, in seconds. Coarse buckets keep the index to
+/// a few large vectors instead of one small vector per second.
+const GRANULE: u64 = 64;
+
 struct Entry {
-    user_key: IndexKey,
-    org_key: IndexKey,
-    expires_at: u64,
-    version: u64,
     sealed: Box<[u8]>,
+    user_key: IndexKey,
+    /// Unix seconds; u32 lasts until 2106.
+    expires_at: u32,
+    /// Wraps after 2^32 writes to one session, which its 30-day absolute
+    /// lifetime rules out.
+    version: u32,
+    /// Index of the org key in `State::orgs`: orgs are few, sessions many.
+    org: u32,
+    /// Position of the id in its expiry bucket, for O(1) removal.
+    slot: u32,
 }
 
 impl Entry {
-    fn to_stored(&self, id: SessionId) -> StoredSession {
-        StoredSession {
-            id,
-            user_key: self.user_key,
-            org_key: self.org_key,
-            expires_at: self.expires_at,
-            version: self.version,
-            sealed: self.sealed.to_vec(),
+    fn live(&self, now: u64) -> bool {
+        u64::from(self.expires_at) > now
+    }
+}
+
+fn secs(t: u64) -> u32 {
+    u32::try_from(t).unwrap_or(u32::MAX)
+}
+
+/// The sessions of one user: most users have one, which needs no heap.
+enum UserSessions {
+    One(SessionId),
+    Many(Vec<SessionId>),
+}
+
+impl UserSessions {
+    fn push(&mut self, id: SessionId) {
+        match self {
+            UserSessions::One(first) => *self = UserSessions::Many(vec![*first, id]),
+            UserSessions::Many(v) => v.push(id),
         }
     }
 
-    fn live(&self, now: u64) -> bool {
-        self.expires_at > now
+    fn as_slice(&self) -> &[SessionId] {
+        match self {
+            UserSessions::One(id) => std::slice::from_ref(id),
+            UserSessions::Many(v) => v,
+        }
+    }
+
+    /// Removes `id`; returns whether none is left.
+    fn remove(&mut self, id: &SessionId) -> bool {
+        match self {
+            UserSessions::One(x) => x == id,
+            UserSessions::Many(v) => {
+                v.retain(|x| x != id);
+                v.is_empty()
+            }
+        }
     }
 }
 
 #[derive(Default)]
 struct State {
     sessions: HashMap<SessionId, Entry>,
-    by_user: HashMap<IndexKey, Vec<SessionId>>,
-    org_counts: HashMap<IndexKey, u64>,
+    by_user: HashMap<IndexKey, UserSessions>,
+    /// Interned org keys and how many stored sessions each has.
+    orgs: Vec<(IndexKey, u64)>,
+    org_index: HashMap<IndexKey, u32>,
+    /// Session ids by `expires_at / GRANULE`. Exact: every stored session is
+    /// in the bucket of its current expiry, once.
     expiry: BTreeMap<u64, Vec<SessionId>>,
     memberships: HashMap<IndexKey, Vec<u8>>,
 }
 
 impl State {
-    fn add(&mut self, id: SessionId, entry: Entry) {
-        self.by_user.entry(entry.user_key).or_default().push(id);
-        *self.org_counts.entry(entry.org_key).or_default() += 1;
-        self.expiry.entry(entry.expires_at).or_default().push(id);
-        self.sessions.insert(id, entry);
+    fn to_stored(&self, id: SessionId, e: &Entry) -> StoredSession {
+        StoredSession {
+            id,
+            user_key: e.user_key,
+            org_key: self.orgs[e.org as usize].0,
+            expires_at: u64::from(e.expires_at),
+            version: u64::from(e.version),
+            sealed: e.sealed.to_vec(),
+        }
     }
 
-    /// Removes a session and its user and org index entries. Its expiry
-    /// bucket entry goes stale and is dropped at purge time.
+    fn intern_org(&mut self, key: IndexKey) -> u32 {
+        if let Some(i) = self.org_index.get(&key) {
+            return *i;
+        }
+        let i = self.orgs.len() as u32;
+        self.orgs.push((key, 0));
+        self.org_index.insert(key, i);
+        i
+    }
+
+    /// Puts `id` in the bucket of `expires_at`; returns its slot.
+    fn link_expiry(&mut self, id: SessionId, expires_at: u64) -> u32 {
+        let bucket = self.expiry.entry(expires_at / GRANULE).or_default();
+        bucket.push(id);
+        (bucket.len() - 1) as u32
+    }
+
+    /// Takes `id` out of the bucket of `expires_at`, moving the bucket's last
+    /// id into its slot.
+    fn unlink_expiry(&mut self, expires_at: u64, slot: u32) {
+        let key = expires_at / GRANULE;
+        let Some(bucket) = self.expiry.get_mut(&key) else {
+            return;
+        };
+        let slot = slot as usize;
+        if slot >= bucket.len() {
+            return;
+        }
+        bucket.swap_remove(slot);
+        if let Some(moved) = bucket.get(slot).copied() {
+            if let Some(e) = self.sessions.get_mut(&moved) {
+                e.slot = slot as u32;
+            }
+        } else if bucket.is_empty() {
+            self.expiry.remove(&key);
+        }
+    }
+
+    fn add(
+        &mut self,
+        id: SessionId,
+        user_key: IndexKey,
+        org_key: IndexKey,
+        expires_at: u64,
+        version: u64,
+        sealed: Box<[u8]>,
+    ) {
+        // Clamped once, so the bucket and the entry agree.
+        let expires_at = u64::from(secs(expires_at));
+        self.by_user
+            .entry(user_key)
+            .and_modify(|s| s.push(id))
+            .or_insert(UserSessions::One(id));
+        let org = self.intern_org(org_key);
+        self.orgs[org as usize].1 += 1;
+        let slot = self.link_expiry(id, expires_at);
+        self.sessions.insert(
+            id,
+            Entry {
+                sealed,
+                user_key,
+                expires_at: secs(expires_at),
+                version: version as u32,
+                org,
+                slot,
+            },
+        );
+    }
+
+    /// Removes a session and its index entries.
     fn take(&mut self, id: &SessionId) -> Option<Entry> {
         let entry = self.sessions.remove(id)?;
-        if let Some(ids) = self.by_user.get_mut(&entry.user_key) {
-            ids.retain(|x| x != id);
-            if ids.is_empty() {
-                self.by_user.remove(&entry.user_key);
-            }
+        self.unlink_expiry(u64::from(entry.expires_at), entry.slot);
+        if let Some(ids) = self.by_user.get_mut(&entry.user_key)
+            && ids.remove(id)
+        {
+            self.by_user.remove(&entry.user_key);
         }
-        if let Some(n) = self.org_counts.get_mut(&entry.org_key) {
-            *n -= 1;
-            if *n == 0 {
-                self.org_counts.remove(&entry.org_key);
-            }
+        if let Some(o) = self.orgs.get_mut(entry.org as usize) {
+            o.1 = o.1.saturating_sub(1);
         }
         Some(entry)
     }
@@ -116,9 +225,9 @@ impl MemoryStore {
                 .map(|(id, e)| SnapshotSession {
                     id: *id.as_bytes(),
                     user_key: e.user_key,
-                    org_key: e.org_key,
-                    expires_at: e.expires_at,
-                    version: e.version,
+                    org_key: state.orgs[e.org as usize].0,
+                    expires_at: u64::from(e.expires_at),
+                    version: u64::from(e.version),
                     sealed: e.sealed.to_vec(),
                 })
                 .collect(),
@@ -143,13 +252,11 @@ impl MemoryStore {
         for s in snapshot.sessions {
             state.add(
                 SessionId::from_uuid(uuid::Uuid::from_bytes(s.id)),
-                Entry {
-                    user_key: s.user_key,
-                    org_key: s.org_key,
-                    expires_at: s.expires_at,
-                    version: s.version,
-                    sealed: s.sealed.into_boxed_slice(),
-                },
+                s.user_key,
+                s.org_key,
+                s.expires_at,
+                s.version,
+                s.sealed.into_boxed_slice(),
             );
         }
         state.memberships = snapshot.memberships.into_iter().collect();
@@ -204,19 +311,18 @@ impl SessionStore for MemoryStore {
         state.take(&s.id);
         state.add(
             s.id,
-            Entry {
-                user_key: s.user_key,
-                org_key: s.org_key,
-                expires_at: s.expires_at,
-                version: 1,
-                sealed: s.sealed.into_boxed_slice(),
-            },
+            s.user_key,
+            s.org_key,
+            s.expires_at,
+            1,
+            s.sealed.into_boxed_slice(),
         );
         Ok(true)
     }
 
     async fn get(&self, id: &SessionId, now: u64) -> Result<Option<StoredSession>, StoreError> {
-        Ok(self.state.read().live(id, now).map(|e| e.to_stored(*id)))
+        let state = self.state.read();
+        Ok(state.live(id, now).map(|e| state.to_stored(*id, e)))
     }
 
     async fn compare_and_swap(
@@ -231,15 +337,23 @@ impl SessionStore for MemoryStore {
         let Some(entry) = state.sessions.get_mut(id).filter(|e| e.live(now)) else {
             return Ok(CasOutcome::Missing);
         };
-        if entry.version != expected_version {
+        if u64::from(entry.version) != expected_version {
             return Ok(CasOutcome::Conflict);
         }
-        entry.version += 1;
+        entry.version = entry.version.wrapping_add(1);
         entry.sealed = sealed.into_boxed_slice();
-        let version = entry.version;
-        if entry.expires_at != expires_at {
-            entry.expires_at = expires_at;
-            state.expiry.entry(expires_at).or_default().push(*id);
+        let version = u64::from(entry.version);
+        let (old, slot) = (u64::from(entry.expires_at), entry.slot);
+        let expires_at = u64::from(secs(expires_at));
+        if old / GRANULE != expires_at / GRANULE {
+            state.unlink_expiry(old, slot);
+            let slot = state.link_expiry(*id, expires_at);
+            if let Some(e) = state.sessions.get_mut(id) {
+                e.slot = slot;
+            }
+        }
+        if let Some(e) = state.sessions.get_mut(id) {
+            e.expires_at = secs(expires_at);
         }
         Ok(CasOutcome::Swapped { version })
     }
@@ -257,15 +371,20 @@ impl SessionStore for MemoryStore {
         Ok(state
             .by_user
             .get(user_key)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| state.live(id, now).map(|e| e.to_stored(*id)))
+            .map(UserSessions::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|id| state.live(id, now).map(|e| state.to_stored(*id, e)))
             .collect())
     }
 
     async fn remove_user_sessions(&self, user_key: &IndexKey, now: u64) -> Result<u64, StoreError> {
         let mut state = self.state.write();
-        let ids = state.by_user.get(user_key).cloned().unwrap_or_default();
+        let ids = state
+            .by_user
+            .get(user_key)
+            .map(|s| s.as_slice().to_vec())
+            .unwrap_or_default();
         let mut removed = 0;
         for id in ids {
             if state.take(&id).is_some_and(|e| e.live(now)) {
@@ -298,7 +417,7 @@ impl SessionStore for MemoryStore {
         for (id, e) in &state.sessions {
             if after.is_some_and(|a| *id <= a)
                 || !e.live(now)
-                || org_key.is_some_and(|k| *k != e.org_key)
+                || org_key.is_some_and(|k| *k != state.orgs[e.org as usize].0)
             {
                 continue;
             }
@@ -316,7 +435,7 @@ impl SessionStore for MemoryStore {
         };
         let sessions = ids
             .into_iter()
-            .filter_map(|id| state.sessions.get(&id).map(|e| e.to_stored(id)))
+            .filter_map(|id| state.sessions.get(&id).map(|e| state.to_stored(id, e)))
             .collect();
         Ok(Page {
             sessions,
@@ -328,39 +447,59 @@ impl SessionStore for MemoryStore {
         let mut state = self.state.write();
         let mut removed = 0u64;
         while (removed as usize) < limit {
-            let Some(mut bucket) = state.expiry.first_entry() else {
+            let Some((&key, last)) = state
+                .expiry
+                .first_key_value()
+                .map(|(k, ids)| (k, ids.last().copied()))
+            else {
                 break;
             };
-            if *bucket.key() > now {
+            if key * GRANULE > now {
                 break;
             }
-            let Some(id) = bucket.get_mut().pop() else {
-                bucket.remove();
-                continue;
-            };
-            // Skip stale bucket entries: the session was removed, or a
-            // refresh moved its expiry to a later bucket.
-            if state.sessions.get(&id).is_some_and(|e| !e.live(now)) {
-                state.take(&id);
+            if key * GRANULE + GRANULE - 1 <= now {
+                // The whole bucket has expired: take from its end, O(1) each.
+                let Some(id) = last else {
+                    state.expiry.remove(&key);
+                    continue;
+                };
+                if state.take(&id).is_none() {
+                    // Not reachable while the index is exact; never loop on it.
+                    if let Some(ids) = state.expiry.get_mut(&key) {
+                        ids.pop();
+                    }
+                    continue;
+                }
                 removed += 1;
+                continue;
             }
+            // The bucket `now` falls in: only some of it has expired.
+            let due: Vec<SessionId> = state.expiry[&key]
+                .iter()
+                .filter(|id| state.sessions.get(id).is_some_and(|e| !e.live(now)))
+                .take(limit - removed as usize)
+                .copied()
+                .collect();
+            for id in &due {
+                state.take(id);
+            }
+            removed += due.len() as u64;
+            break;
         }
         Ok(removed)
     }
 
     async fn count(&self, now: u64) -> Result<SessionCounts, StoreError> {
         let state = self.state.read();
-        let mut by_org = state.org_counts.clone();
+        let mut by_org: Vec<u64> = state.orgs.iter().map(|(_, n)| *n).collect();
         let mut total = state.sessions.len() as u64;
         // Subtract what has expired but is not purged yet: proportional to
         // that backlog, which cleanup keeps small.
-        for (at, ids) in state.expiry.range(..=now) {
+        for ids in state.expiry.range(..=now / GRANULE).map(|(_, ids)| ids) {
             for id in ids {
-                // Only the bucket an entry currently expires in counts: the
-                // others are stale entries left by refreshes.
-                if let Some(e) = state.sessions.get(id).filter(|e| e.expires_at == *at) {
+                if let Some(e) = state.sessions.get(id).filter(|e| !e.live(now)) {
                     total = total.saturating_sub(1);
-                    if let Some(n) = by_org.get_mut(&e.org_key) {
+                    if let Some(n) = by_org.get_mut(e.org as usize) {
                         *n = n.saturating_sub(1);
                     }
                 }
@@ -368,7 +507,13 @@ impl SessionStore for MemoryStore {
         }
         Ok(SessionCounts {
             total,
-            by_org: by_org.into_iter().filter(|(_, n)| *n > 0).collect(),
+            by_org: state
+                .orgs
+                .iter()
+                .zip(by_org)
+                .filter(|(_, n)| *n > 0)
+                .map(|((k, _), n)| (*k, n))
+                .collect(),
         })
     }
 

@@ -78,12 +78,30 @@ fn invalid() -> SessionError {
 
 impl ParsedRefresh {
     /// A first-generation token with a fresh random secret.
+    #[cfg(test)]
     pub(crate) fn generate(session_id: SessionId) -> Result<Self> {
         let mut secret = Zeroizing::new([0u8; 32]);
         aws_lc_rs::rand::fill(secret.as_mut())
             .map_err(|_| SessionError::system("the OS random generator failed"))?;
         Ok(Self {
             session_id,
+            generation: 0,
+            secret,
+        })
+    }
+
+    /// A first-generation token for a new session: the session id and the
+    /// secret from one draw of the CSPRNG.
+    pub(crate) fn generate_with_id() -> Result<Self> {
+        let mut bytes = Zeroizing::new([0u8; 48]);
+        aws_lc_rs::rand::fill(bytes.as_mut())
+            .map_err(|_| SessionError::system("the OS random generator failed"))?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&bytes[..16]);
+        let mut secret = Zeroizing::new([0u8; 32]);
+        secret.copy_from_slice(&bytes[16..]);
+        Ok(Self {
+            session_id: SessionId::from_uuid(uuid::Builder::from_random_bytes(id).into_uuid()),
             generation: 0,
             secret,
         })
@@ -178,7 +196,7 @@ impl ParsedRefresh {
 
     /// The successor under whichever key of the ring produces `hash`, if any:
     /// how a re-presented previous token is recognised in the grace window.
-    pub(crate) fn successor_matching(&self, keys: &KeyRing, hash: &[u8; 32]) -> Option<Self> {
+    pub(crate) fn successor_matching(&self, keys: &KeyRing, hash: &[u8; 16]) -> Option<Self> {
         keys.sealing_keys()
             .iter()
             .map(|k| self.successor_with(&k.refresh_mac))
@@ -186,15 +204,15 @@ impl ParsedRefresh {
     }
 
     /// `SHA-256(secret)`: the only form of the token the store keeps.
-    pub(crate) fn secret_hash(&self) -> [u8; 32] {
+    pub(crate) fn secret_hash(&self) -> [u8; 16] {
         let d = digest::digest(&digest::SHA256, self.secret.as_ref());
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&d.as_ref()[..16]);
         out
     }
 
     /// Whether this token's secret hashes to `hash`.
-    pub(crate) fn matches(&self, hash: &[u8; 32]) -> bool {
+    pub(crate) fn matches(&self, hash: &[u8; 16]) -> bool {
         // Constant time (`subtle::ConstantTimeEq`): the stored hash is what
         // a presented secret is measured against, so the comparison must
         // not say how many leading bytes matched.
