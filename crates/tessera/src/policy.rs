@@ -225,7 +225,15 @@ permissions = ["*:*"]
 /// Roles and what they grant, with inheritance already resolved.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    roles: HashMap<RoleName, Vec<Grant>>,
+    roles: HashMap<RoleName, Role>,
+}
+
+/// One role's grants, with their text rendered once: every validation
+/// reports them, so they are not formatted per call.
+#[derive(Clone, Debug)]
+struct Role {
+    grants: Vec<Grant>,
+    text: Vec<String>,
 }
 
 impl Policy {
@@ -256,7 +264,9 @@ impl Policy {
             let mut grants = BTreeSet::new();
             let mut path = Vec::new();
             collect(&direct, name, &mut grants, &mut path)?;
-            roles.insert(name.clone(), grants.into_iter().collect());
+            let grants: Vec<Grant> = grants.into_iter().collect();
+            let text = grants.iter().map(Grant::to_string).collect();
+            roles.insert(name.clone(), Role { grants, text });
         }
         Ok(Self { roles })
     }
@@ -270,14 +280,14 @@ impl Policy {
     pub fn allows(&self, role: &RoleName, permission: &Permission) -> bool {
         self.roles
             .get(role)
-            .is_some_and(|grants| grants.iter().any(|g| g.allows(permission)))
+            .is_some_and(|r| r.grants.iter().any(|g| g.allows(permission)))
     }
 
     /// The grants of `role`, inheritance included, as strings.
     pub fn grants(&self, role: &RoleName) -> Vec<String> {
         self.roles
             .get(role)
-            .map(|g| g.iter().map(Grant::to_string).collect())
+            .map(|r| r.text.clone())
             .unwrap_or_default()
     }
 
