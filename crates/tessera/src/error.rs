@@ -69,6 +69,7 @@ type Source = Box<dyn StdError + Send + Sync + 'static>;
 pub struct SessionError {
     kind: ErrorKind,
     message: Cow<'static, str>,
+    context: Vec<(&'static str, String)>,
     source: Option<Source>,
 }
 
@@ -78,8 +79,21 @@ impl SessionError {
         Self {
             kind,
             message: message.into(),
+            context: Vec::new(),
             source: None,
         }
+    }
+
+    /// Adds a piece of context, such as the operation or a session id. Never
+    /// a token, a key or a stored value.
+    pub fn with_context(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.context.push((key, value.to_string()));
+        self
+    }
+
+    /// The context added along the way, oldest first.
+    pub fn context(&self) -> &[(&'static str, String)] {
+        &self.context
     }
 
     /// Attaches the underlying cause. Its text must not contain secrets either.
@@ -123,6 +137,9 @@ impl fmt::Debug for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("SessionError");
         d.field("kind", &self.kind).field("message", &self.message);
+        if !self.context.is_empty() {
+            d.field("context", &self.context);
+        }
         if let Some(source) = &self.source {
             d.field("source", &format_args!("{source}"));
         }
@@ -214,6 +231,21 @@ mod tests {
                 "SYSTEM_ERROR"
             ]
         );
+    }
+
+    #[test]
+    fn context_is_kept_in_order_and_shown_by_debug() {
+        let err = SessionError::validation("bad input")
+            .with_context("operation", "create_session")
+            .with_context("field", "user_id");
+        assert_eq!(
+            err.context(),
+            [
+                ("operation", "create_session".to_owned()),
+                ("field", "user_id".to_owned())
+            ]
+        );
+        assert!(format!("{err:?}").contains("create_session"));
     }
 
     #[test]

@@ -84,16 +84,17 @@ impl fmt::Debug for SessionManager {
     }
 }
 
-/// Logs an error once, at a level that matches who is at fault: client
-/// errors are routine (and attack traffic would flood an error log), store
-/// and crypto failures are not.
-fn log_error(op: &'static str, e: &SessionError) {
+/// Adds the operation to an error's context and logs it, once, at a level
+/// that matches who is at fault: client errors are routine (and attack
+/// traffic would flood an error log), store and crypto failures are not.
+fn log_error(op: &'static str, e: SessionError) -> SessionError {
     match e.kind() {
         ErrorKind::Database | ErrorKind::Encryption | ErrorKind::System => {
             tracing::error!(op, error.kind = %e.kind(), error = %e, "session operation failed")
         }
         _ => tracing::debug!(op, error.kind = %e.kind(), error = %e, "session operation refused"),
     }
+    e.with_context("operation", op)
 }
 
 fn not_a_member() -> SessionError {
@@ -220,7 +221,7 @@ impl SessionManager {
     pub async fn create_session(&self, new: NewSession) -> Result<IssuedTokens> {
         self.create_inner(new)
             .await
-            .inspect_err(|e| log_error("create_session", e))
+            .map_err(|e| log_error("create_session", e))
     }
 
     async fn create_inner(&self, new: NewSession) -> Result<IssuedTokens> {
@@ -306,7 +307,7 @@ impl SessionManager {
         self.validate_inner(token)
             .await
             .map(|(id, record)| self.info(id, record))
-            .inspect_err(|e| log_error("validate_session", e))
+            .map_err(|e| log_error("validate_session", e))
     }
 
     async fn validate_inner(&self, token: &str) -> Result<(SessionId, SessionRecord)> {
@@ -338,7 +339,10 @@ impl SessionManager {
     async fn touch(&self, stored: &StoredSession, record: &SessionRecord, now: u64) {
         let sealed = match record.seal(&self.inner.keys, &stored.id) {
             Ok(s) => s,
-            Err(e) => return log_error("touch", &e),
+            Err(e) => {
+                log_error("touch", e);
+                return;
+            }
         };
         if let Err(e) = self
             .inner
@@ -346,11 +350,12 @@ impl SessionManager {
             .compare_and_swap(&stored.id, stored.version, sealed, stored.expires_at, now)
             .await
         {
-            log_error("touch", &e.into());
+            log_error("touch", e.into());
         }
     }
 
     /// The user behind a valid access token: `getUserFromToken(token)`.
+    #[tracing::instrument(level = "debug", name = "get_user_from_token", skip_all)]
     pub async fn get_user_from_token(&self, token: &str) -> Result<SessionUser> {
         Ok(self.validate_session(token).await?.user)
     }
@@ -366,7 +371,7 @@ impl SessionManager {
             Ok(self.inner.policy.allows(&record.role, &permission))
         }
         .await;
-        result.inspect_err(|e| log_error("has_permission", e))
+        result.map_err(|e| log_error("has_permission", e))
     }
 
     /// Rotates a refresh token: `refreshSession(refreshToken)`.
@@ -380,7 +385,7 @@ impl SessionManager {
     pub async fn refresh_session(&self, refresh_token: &str) -> Result<IssuedTokens> {
         self.refresh_inner(refresh_token)
             .await
-            .inspect_err(|e| log_error("refresh_session", e))
+            .map_err(|e| log_error("refresh_session", e))
     }
 
     async fn refresh_inner(&self, refresh_token: &str) -> Result<IssuedTokens> {
@@ -492,7 +497,7 @@ impl SessionManager {
                 .ok_or_else(inactive)
         }
         .await;
-        result.inspect_err(|e| log_error("destroy_session", e))
+        result.map_err(|e| log_error("destroy_session", e))
     }
 
     async fn end(&self, id: SessionId, reason: EndReason) -> Result<bool> {
@@ -512,6 +517,7 @@ impl SessionManager {
 
     /// Ends a session by id (an operator's revocation). `NOT_FOUND` if there
     /// is no such live session.
+    #[tracing::instrument(level = "debug", name = "destroy_session_by_id", skip_all)]
     pub async fn destroy_session_by_id(&self, session_id: &SessionId) -> Result<()> {
         let result = self
             .end(*session_id, EndReason::Revoked)
@@ -521,11 +527,12 @@ impl SessionManager {
                     .then_some(())
                     .ok_or_else(|| SessionError::not_found("no such session"))
             });
-        result.inspect_err(|e| log_error("destroy_session_by_id", e))
+        result.map_err(|e| log_error("destroy_session_by_id", e))
     }
 
     /// The live sessions of a user, with device, IP, creation and last
     /// activity.
+    #[tracing::instrument(level = "debug", name = "user_sessions", skip_all)]
     pub async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>> {
         let result = async {
             let now = self.now();
@@ -545,10 +552,11 @@ impl SessionManager {
             Ok(out)
         }
         .await;
-        result.inspect_err(|e| log_error("user_sessions", e))
+        result.map_err(|e| log_error("user_sessions", e))
     }
 
     /// Ends every session of a user ("log out everywhere"); returns how many.
+    #[tracing::instrument(level = "debug", name = "destroy_user_sessions", skip_all)]
     pub async fn destroy_user_sessions(&self, user_id: &UserId) -> Result<u64> {
         let result = async {
             let now = self.now();
@@ -572,11 +580,12 @@ impl SessionManager {
             Ok(count)
         }
         .await;
-        result.inspect_err(|e| log_error("destroy_user_sessions", e))
+        result.map_err(|e| log_error("destroy_user_sessions", e))
     }
 
     /// A page of live sessions: `getActiveSessions()`, paginated and
     /// optionally filtered by org.
+    #[tracing::instrument(level = "debug", name = "active_sessions", skip_all)]
     pub async fn active_sessions(
         &self,
         filter: &SessionFilter,
@@ -608,7 +617,7 @@ impl SessionManager {
             })
         }
         .await;
-        result.inspect_err(|e| log_error("active_sessions", e))
+        result.map_err(|e| log_error("active_sessions", e))
     }
 
     /// Removes expired sessions now: `cleanupExpiredSessions()`. Also runs
@@ -638,10 +647,11 @@ impl SessionManager {
             Ok(removed)
         }
         .await;
-        result.inspect_err(|e| log_error("cleanup_expired_sessions", e))
+        result.map_err(|e| log_error("cleanup_expired_sessions", e))
     }
 
     /// Statistics: `getSessionStats()`.
+    #[tracing::instrument(level = "debug", name = "session_stats", skip_all)]
     pub async fn session_stats(&self) -> Result<SessionStats> {
         let result = async {
             let now = self.now();
@@ -667,7 +677,7 @@ impl SessionManager {
             })
         }
         .await;
-        result.inspect_err(|e| log_error("session_stats", e))
+        result.map_err(|e| log_error("session_stats", e))
     }
 
     /// The org id behind an org key: known to this process, or read from one
@@ -690,6 +700,7 @@ impl SessionManager {
 
     /// Sets a user's role in an org, in the directory, and applies it to the
     /// user's live sessions in that org. The role must exist in the policy.
+    #[tracing::instrument(level = "debug", name = "set_membership", skip_all)]
     pub async fn set_membership(&self, user: &UserId, org: &OrgId, role: &RoleName) -> Result<()> {
         let result = async {
             if !self.inner.policy.has_role(role) {
@@ -707,20 +718,22 @@ impl SessionManager {
             Ok(())
         }
         .await;
-        result.inspect_err(|e| log_error("set_membership", e))
+        result.map_err(|e| log_error("set_membership", e))
     }
 
     /// The user's role in an org, or `None` if not a member.
+    #[tracing::instrument(level = "debug", name = "membership", skip_all)]
     pub async fn membership(&self, user: &UserId, org: &OrgId) -> Result<Option<RoleName>> {
         self.inner
             .directory
             .role(user, org)
             .await
-            .inspect_err(|e| log_error("membership", e))
+            .map_err(|e| log_error("membership", e))
     }
 
     /// Removes a user from an org and revokes their sessions in it. Returns
     /// whether they were a member.
+    #[tracing::instrument(level = "debug", name = "remove_membership", skip_all)]
     pub async fn remove_membership(&self, user: &UserId, org: &OrgId) -> Result<bool> {
         let result = async {
             let was = self.inner.directory.remove(user, org).await?;
@@ -733,19 +746,20 @@ impl SessionManager {
             Ok(was)
         }
         .await;
-        result.inspect_err(|e| log_error("remove_membership", e))
+        result.map_err(|e| log_error("remove_membership", e))
     }
 
     /// Re-reads a membership from the directory and applies it to the user's
     /// live sessions in that org. For directories kept outside Tessera: call
     /// it after changing a membership there.
+    #[tracing::instrument(level = "debug", name = "apply_membership", skip_all)]
     pub async fn apply_membership(&self, user: &UserId, org: &OrgId) -> Result<()> {
         let result = async {
             let role = self.inner.directory.role(user, org).await?;
             self.apply_role(user, org, role.as_ref()).await
         }
         .await;
-        result.inspect_err(|e| log_error("apply_membership", e))
+        result.map_err(|e| log_error("apply_membership", e))
     }
 
     /// Brings the user's sessions in `org` in line with `role`: re-sealed
