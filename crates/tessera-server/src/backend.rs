@@ -1,19 +1,37 @@
 //! The store factory: what `TESSERA_STORE` names becomes a session store and
 //! the rate limiter that goes with it.
 //!
-//! `memory` is the only store built in today. A shared store brings a shared
-//! limiter (limits must hold across nodes), which is why the factory returns
-//! both. The Redis store plugs in here: a `redis://` or `rediss://` URL
-//! already parses to [`StoreSpec::Redis`], and [`open`] is the one function
-//! to extend.
+//! A shared store brings a shared limiter (limits must hold across nodes),
+//! which is why the factory returns both: `memory` pairs the memory store
+//! with a per-process limiter; a `redis://`, `rediss://`,
+//! `redis+cluster://` or `rediss+cluster://` URL pairs the Redis store with
+//! a limiter whose state lives in the same Redis, so several `tessera
+//! serve` nodes share sessions, counts and limits.
+//!
+//! Limiter keys reach the limiter only through [`KeyedLimiter`], which
+//! replaces them with keyed hashes: the service's keys carry raw user and
+//! session ids, and a shared limiter's state is readable by whoever can read
+//! Redis.
 
 use std::fmt;
 use std::sync::Arc;
 
-use tessera::limit::{MemoryRateLimiter, RateLimiter};
-use tessera::{MemoryStore, SessionStore};
+use async_trait::async_trait;
+use tessera::limit::{Decision, MemoryRateLimiter, RateLimiter};
+use tessera::{KeyRing, MemoryStore, SessionStore, StoreError};
+use tessera_redis::{RedisOptions, RedisStore};
 
 use crate::config::ConfigError;
+
+/// The Redis key prefix when none is configured.
+pub const DEFAULT_REDIS_PREFIX: &str = "tessera:";
+
+const REDIS_SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
+];
 
 /// Which store to use.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,35 +42,58 @@ pub enum StoreSpec {
     Redis {
         /// The URL, which may contain a password: never print it.
         url: String,
+        /// Prepended to every key, so deployments can share one Redis.
+        prefix: String,
     },
 }
 
 impl StoreSpec {
-    /// Parses `memory` or a `redis://` / `rediss://` URL.
+    /// Parses `memory` or a Redis URL (`redis://`, `rediss://`,
+    /// `redis+cluster://`, `rediss+cluster://`), with the default prefix.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let s = s.trim();
+        let scheme = s.get(..s.find("://").map_or(0, |i| i + 3)).unwrap_or("");
         if s == "memory" {
             Ok(Self::Memory)
-        } else if s.starts_with("redis://") || s.starts_with("rediss://") {
-            Ok(Self::Redis { url: s.to_owned() })
+        } else if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(scheme)) {
+            Ok(Self::Redis {
+                url: s.to_owned(),
+                prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            })
         } else {
             Err(ConfigError(
-                "TESSERA_STORE must be `memory` or a redis:// URL".to_owned(),
+                "TESSERA_STORE must be `memory` or a redis://, rediss://, redis+cluster:// \
+                 or rediss+cluster:// URL"
+                    .to_owned(),
             ))
+        }
+    }
+
+    /// The same store with keys under `prefix` (Redis only; `memory` has no
+    /// keys to prefix).
+    #[must_use]
+    pub fn with_prefix(self, prefix: &str) -> Self {
+        match self {
+            Self::Redis { url, .. } => Self::Redis {
+                url,
+                prefix: prefix.to_owned(),
+            },
+            memory => memory,
         }
     }
 }
 
-/// Shows the scheme and host only: a URL's user info is a credential.
+/// Shows the scheme, the hosts and the prefix only: a URL's user info is a
+/// credential.
 impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreSpec::Memory => f.write_str("memory"),
-            StoreSpec::Redis { url } => {
+            StoreSpec::Redis { url, prefix } => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
                 let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
                 let host = host.split('/').next().unwrap_or("");
-                write!(f, "{scheme}://{host}")
+                write!(f, "{scheme}://{host} (key prefix {prefix:?})")
             }
         }
     }
@@ -69,21 +110,76 @@ impl fmt::Debug for StoreSpec {
 pub struct Backend {
     /// Where sessions and memberships live.
     pub store: Arc<dyn SessionStore>,
-    /// Where rate-limit state lives.
+    /// Where rate-limit state lives. Wrap it in a [`KeyedLimiter`] before
+    /// handing it raw ids.
     pub limiter: Arc<dyn RateLimiter>,
 }
 
-/// Opens the store `spec` names. Async because a networked store connects
-/// (and should fail here, at start-up, if it cannot).
+/// Opens the store `spec` names.
+///
+/// Redis connects lazily: a malformed URL or prefix fails here, but an
+/// unreachable Redis does not, so a node can start while Redis is down,
+/// report 503 on `/readyz` and serve as soon as Redis answers (connections
+/// reconnect by themselves). `tessera check-config` pings the store to catch
+/// an unreachable Redis before deploying.
 pub async fn open(spec: &StoreSpec) -> Result<Backend, ConfigError> {
     match spec {
         StoreSpec::Memory => Ok(Backend {
             store: Arc::new(MemoryStore::new()),
             limiter: Arc::new(MemoryRateLimiter::default()),
         }),
-        StoreSpec::Redis { .. } => Err(ConfigError(format!(
-            "TESSERA_STORE: the Redis store ({spec}) is not part of this build yet; use `memory`"
-        ))),
+        StoreSpec::Redis { url, prefix } => {
+            let options = RedisOptions {
+                prefix: prefix.clone(),
+                lazy: true,
+                ..RedisOptions::default()
+            };
+            // The store's errors never echo the URL (it may hold a password).
+            let store = RedisStore::connect_with(url, options)
+                .await
+                .map_err(|e| ConfigError(format!("TESSERA_STORE ({spec}): {e}")))?;
+            Ok(Backend {
+                limiter: Arc::new(store.rate_limiter()),
+                store: Arc::new(store),
+            })
+        }
+    }
+}
+
+/// A [`RateLimiter`] that passes on a keyed hash
+/// ([`KeyRing::limiter_key`]) of every key instead of the key itself, so
+/// the limiter's state (in Redis, for a shared one) holds no user or
+/// session id.
+pub struct KeyedLimiter {
+    inner: Arc<dyn RateLimiter>,
+    keys: KeyRing,
+}
+
+impl KeyedLimiter {
+    /// Hashes keys under `keys` before `inner` sees them.
+    pub fn new(inner: Arc<dyn RateLimiter>, keys: KeyRing) -> Self {
+        Self { inner, keys }
+    }
+}
+
+impl fmt::Debug for KeyedLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedLimiter")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RateLimiter for KeyedLimiter {
+    async fn check(
+        &self,
+        key: &[u8],
+        limit_per_minute: u32,
+        now_ms: u64,
+    ) -> Result<Decision, StoreError> {
+        let hashed = self.keys.limiter_key("service", key);
+        self.inner.check(&hashed, limit_per_minute, now_ms).await
     }
 }
 
@@ -101,9 +197,23 @@ mod tests {
     }
 
     #[test]
-    fn unknown_stores_are_a_clear_error() {
-        let err = StoreSpec::parse("postgres://x").expect_err("unknown");
-        assert!(err.0.contains("TESSERA_STORE"));
+    fn every_redis_scheme_parses_and_unknown_stores_are_a_clear_error() {
+        for url in [
+            "redis://127.0.0.1:6379",
+            "rediss://cache:6380/2",
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+            "REDISS+CLUSTER://10.0.0.1:7000",
+        ] {
+            let spec = StoreSpec::parse(url).expect("redis url");
+            assert!(
+                matches!(&spec, StoreSpec::Redis { prefix, .. } if prefix == DEFAULT_REDIS_PREFIX),
+                "{url}"
+            );
+        }
+        for bad in ["postgres://x", "redis", "redis+sentinel://x:1", ""] {
+            let err = StoreSpec::parse(bad).expect_err("unknown");
+            assert!(err.0.contains("TESSERA_STORE"), "{bad}");
+        }
         assert_eq!(
             StoreSpec::parse(" memory ").expect("memory"),
             StoreSpec::Memory
@@ -111,12 +221,58 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_opens_and_redis_is_not_built_in_yet() {
-        let b = open(&StoreSpec::Memory).await.expect("memory");
-        b.store.ping().await.expect("answers");
-        let err = open(&StoreSpec::parse("redis://127.0.0.1:6379").expect("url"))
-            .await
-            .expect_err("not built in");
-        assert!(err.0.contains("TESSERA_STORE"));
+    async fn a_bad_prefix_fails_at_open_without_echoing_the_url() {
+        let spec = StoreSpec::parse("redis://:hunter2@127.0.0.1:6379")
+            .expect("url")
+            .with_prefix("bad{prefix}");
+        let err = open(&spec).await.expect_err("bad prefix");
+        assert!(err.0.contains("prefix"), "{}", err.0);
+        assert!(!err.0.contains("hunter2"), "{}", err.0);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_opens_lazily_and_fails_its_ping() {
+        // Port 1 on loopback: nothing listens there.
+        let spec = StoreSpec::parse("redis://127.0.0.1:1").expect("url");
+        let b = open(&spec).await.expect("lazy open");
+        assert!(b.store.ping().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_keyed_limiter_hides_ids_but_keeps_them_apart() {
+        /// Records the keys it is asked about.
+        #[derive(Debug, Default)]
+        struct Spy(parking_lot::Mutex<Vec<Vec<u8>>>);
+        #[async_trait]
+        impl RateLimiter for Spy {
+            async fn check(&self, key: &[u8], _: u32, _: u64) -> Result<Decision, StoreError> {
+                self.0.lock().push(key.to_vec());
+                Ok(Decision::ALLOW)
+            }
+        }
+        let spy = Arc::new(Spy::default());
+        let keys = KeyRing::new(
+            "k3J8vQm2xN7pL4sW9zR6tY1uH5gF0dCa-backend",
+            "Zq8Wm3Np6Rt1Vx4Yb7Cd0Fg2Hj5Kl9Ms-backend",
+        )
+        .expect("keys");
+        let limiter = KeyedLimiter::new(spy.clone(), keys);
+        let user = *b"user-id-16-bytes";
+        for key in [&b"create\0\0"[..], &b"refresh\0"[..]] {
+            let mut k = key.to_vec();
+            k.extend_from_slice(&user);
+            limiter.check(&k, 5, 0).await.expect("check");
+            limiter.check(&k, 5, 0).await.expect("check");
+        }
+        let seen = spy.0.lock().clone();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[0], seen[1], "one key, one hash");
+        assert_ne!(seen[0], seen[2], "different keys, different hashes");
+        for k in &seen {
+            assert!(
+                !k.windows(user.len()).any(|w| w == user),
+                "raw id passed on"
+            );
+        }
     }
 }

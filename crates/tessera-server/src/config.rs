@@ -12,6 +12,7 @@
 //! | `TESSERA_CONFIG` | | `--config` | none |
 //! | `TESSERA_LISTEN` | `listen` | `--listen` | `127.0.0.1:8080` |
 //! | `TESSERA_STORE` | `store` | `--store` | `memory` |
+//! | `TESSERA_REDIS_PREFIX` | `redis_prefix` | | `tessera:` (Redis key prefix) |
 //! | `TESSERA_API_KEY` | `api_key` | | none (then loopback only) |
 //! | `JWT_SECRET` | `jwt_secret` | | required (generated with `--dev`) |
 //! | `SESSION_ENCRYPTION_KEY` | `session_encryption_key` | | required (generated with `--dev`) |
@@ -90,7 +91,8 @@ pub struct ServeArgs {
     /// The address to listen on (TESSERA_LISTEN).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// `memory` (TESSERA_STORE).
+    /// `memory`, or a redis://, rediss://, redis+cluster:// or
+    /// rediss+cluster:// URL (TESSERA_STORE).
     #[arg(long, value_name = "STORE")]
     pub store: Option<String>,
     /// A role policy TOML file (TESSERA_POLICY).
@@ -135,6 +137,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     store: Option<String>,
+    redis_prefix: Option<String>,
     api_key: Option<String>,
     jwt_secret: Option<String>,
     session_encryption_key: Option<String>,
@@ -351,7 +354,13 @@ pub fn resolve(
         .or_else(|| src.var("TESSERA_STORE"))
         .or_else(|| file.store.clone())
         .unwrap_or_else(|| "memory".to_owned());
-    let store = StoreSpec::parse(&store_text)?;
+    let mut store = StoreSpec::parse(&store_text)?;
+    if let Some(prefix) = src
+        .var("TESSERA_REDIS_PREFIX")
+        .or_else(|| file.redis_prefix.clone())
+    {
+        store = store.with_prefix(&prefix);
+    }
 
     let api_key = match src.var("TESSERA_API_KEY").or_else(|| file.api_key.clone()) {
         Some(k) => {

@@ -52,7 +52,10 @@ pub async fn build_state(config: &Config) -> Result<AppState, ServeError> {
         .events(metrics.event_sink(Arc::new(TracingEvents)))
         .build()?;
     Ok(AppState::builder(manager)
-        .limiter(backend.limiter)
+        .limiter(Arc::new(backend::KeyedLimiter::new(
+            backend.limiter,
+            config.keys.clone(),
+        )))
         .limits(config.limits)
         .api_key(config.api_key.clone())
         .metrics(metrics)

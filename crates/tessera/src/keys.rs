@@ -558,6 +558,17 @@ impl KeyRing {
         &self.jwks
     }
 
+    /// A keyed hash of `id` for a rate limiter, under the current sealing
+    /// key's index key, so a limiter kept in a shared store (Redis) never
+    /// holds a raw user or session id. `kind` separates the limits (for
+    /// example `"create"` and `"refresh"`). Rotating
+    /// `SESSION_ENCRYPTION_KEY` changes every hash, which resets the limits
+    /// once.
+    pub fn limiter_key(&self, kind: &str, id: &[u8]) -> [u8; 16] {
+        self.sealing_key()
+            .index_key("rate-limit", &[kind.as_bytes(), &[0], id])
+    }
+
     /// The key new records are sealed with.
     pub fn sealing_key(&self) -> &SealingKey {
         &self.sealing[0]

@@ -1,0 +1,444 @@
+//! Several `tessera serve` nodes over one Redis: the real binary, twice, on
+//! free loopback ports, sharing the Redis on 127.0.0.1:6379 under a key
+//! prefix of each test's own (removed afterwards). Proves over HTTP that a
+//! session lives in Redis rather than in a node, that refresh rotation is
+//! one compare-and-swap whichever node it reaches, that the rate limit is
+//! one limit for all nodes, and that every node counts the same sessions.
+//!
+//! Redis on 6379 must be running (`.ci/run` starts it); if it is not, every
+//! test fails at once saying so.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+const REDIS: &str = "127.0.0.1:6379";
+const JWT: &str = "k3J8vQm2xN7pL4sW9zR6tY1uH5gF0dCa-redis-nodes";
+const ENC: &str = "Zq8Wm3Np6Rt1Vx4Yb7Cd0Fg2Hj5Kl9Ms-redis-nodes";
+const API_KEY: &str = "Pw4Er7Ty0Ui3Op6As9Df2Gh5Jk8Lz1Xc-redis-nodes";
+
+/// Variables that would leak from the developer's shell into the nodes.
+const INHERITED: &[&str] = &[
+    "JWT_SECRET",
+    "SESSION_ENCRYPTION_KEY",
+    "JWT_SECRET_PREVIOUS",
+    "SESSION_ENCRYPTION_KEY_PREVIOUS",
+    "TESSERA_API_KEY",
+    "TESSERA_LISTEN",
+    "TESSERA_CONFIG",
+    "TESSERA_STORE",
+    "TESSERA_REDIS_PREFIX",
+    "TESSERA_POLICY",
+    "TESSERA_CREATE_LIMIT_PER_MINUTE",
+    "TESSERA_REFRESH_LIMIT_PER_MINUTE",
+    "TESSERA_REFRESH_REUSE_GRACE_SECS",
+    "RUST_LOG",
+];
+
+/// A Redis reply, as far as these tests need one.
+#[derive(Debug)]
+enum Reply {
+    /// A status or an integer, as text.
+    Simple(String),
+    Error(String),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Reply>),
+}
+
+fn read_reply(r: &mut impl BufRead) -> std::io::Result<Reply> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let line = line.trim_end_matches("\r\n");
+    let (kind, rest) = line.split_at(line.len().min(1));
+    let bad = || std::io::Error::other(format!("not a RESP reply: {line:?}"));
+    let num = || rest.parse::<i64>().map_err(|_| bad());
+    Ok(match kind {
+        "+" => Reply::Simple(rest.to_owned()),
+        "-" => Reply::Error(rest.to_owned()),
+        // An integer: its text is all these tests could want.
+        ":" => Reply::Simple(rest.to_owned()),
+        "$" => match usize::try_from(num()?) {
+            Ok(len) => {
+                let mut buf = vec![0u8; len + 2];
+                r.read_exact(&mut buf)?;
+                buf.truncate(len);
+                Reply::Bulk(Some(buf))
+            }
+            Err(_) => Reply::Bulk(None),
+        },
+        "*" => {
+            let n = usize::try_from(num()?).unwrap_or(0);
+            (0..n)
+                .map(|_| read_reply(r))
+                .collect::<std::io::Result<_>>()
+                .map(Reply::Array)?
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// One command to Redis over RESP, for the tests' own housekeeping without
+/// a client crate.
+fn redis_command(args: &[&str]) -> std::io::Result<Reply> {
+    let mut stream =
+        TcpStream::connect_timeout(&REDIS.parse().expect("addr"), Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut req = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        req.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    stream.write_all(&req)?;
+    read_reply(&mut BufReader::new(stream))
+}
+
+/// The keys under a prefix (`KEYS` is fine for a test's few keys).
+fn keys_under(prefix: &str) -> Vec<String> {
+    match redis_command(&["KEYS", &format!("{prefix}*")]).expect("KEYS") {
+        Reply::Array(keys) => keys
+            .into_iter()
+            .map(|k| match k {
+                Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+                other => panic!("KEYS returned {other:?}"),
+            })
+            .collect(),
+        other => panic!("KEYS returned {other:?}"),
+    }
+}
+
+/// A key prefix of one test's own; its keys are deleted when it drops.
+struct Prefix(String);
+
+impl Prefix {
+    fn new() -> Self {
+        let pong = redis_command(&["PING"]).unwrap_or_else(|e| {
+            panic!("Redis is not answering on {REDIS} ({e}); these tests need a real Redis there")
+        });
+        assert!(
+            matches!(&pong, Reply::Simple(s) if s == "PONG"),
+            "Redis on {REDIS} answered PING with {pong:?}"
+        );
+        Self(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()))
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let script = "local n = 0 \
+            for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) n = n + 1 end \
+            return n";
+        if let Ok(Reply::Error(e)) = redis_command(&["EVAL", script, "0", &format!("{}*", self.0)])
+        {
+            eprintln!("could not remove the test keys under {}: {e}", self.0);
+        }
+    }
+}
+
+/// A running `tessera serve`; killed when dropped.
+struct Node {
+    child: Child,
+    url: String,
+    logs: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Node {
+    fn start(store: &str, prefix: &Prefix, extra: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve");
+        for v in INHERITED {
+            cmd.env_remove(v);
+        }
+        cmd.env("JWT_SECRET", JWT)
+            .env("SESSION_ENCRYPTION_KEY", ENC)
+            .env("TESSERA_API_KEY", API_KEY)
+            .env("TESSERA_LISTEN", "127.0.0.1:0")
+            .env("TESSERA_STORE", store)
+            .env("TESSERA_REDIS_PREFIX", &prefix.0);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tessera");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = tx.send(url);
+                }
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no listening line; logs: {:?}", logs.lock()));
+        Self {
+            child,
+            url,
+            logs,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let res = req
+            .header("x-api-key", API_KEY)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {}: {e}; logs:\n{}", self.url, self.logs()));
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    async fn get(&self, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let (s, _, b) = self.send(req).await;
+        (s, b)
+    }
+
+    async fn add_member(&self, org: &str, user: &str) {
+        let req = self
+            .http
+            .put(format!("{}/v1/orgs/{org}/members/{user}", self.url))
+            .json(&json!({"role": "member"}));
+        let (status, _, body) = self.send(req).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    async fn create(
+        &self,
+        user: &str,
+        org: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let req = self
+            .http
+            .post(format!("{}/v1/sessions", self.url))
+            .json(&json!({"user_id": user, "org_id": org}));
+        self.send(req).await
+    }
+
+    async fn refresh(&self, token: &str) -> (StatusCode, Value) {
+        let req = self
+            .http
+            .post(format!("{}/v1/sessions/refresh", self.url))
+            .json(&json!({"refresh_token": token}));
+        let (s, _, b) = self.send(req).await;
+        (s, b)
+    }
+
+    async fn validate(&self, access: &str) -> StatusCode {
+        self.get("/v1/sessions/current", Some(access)).await.0
+    }
+
+    async fn log_out(&self, access: &str) -> StatusCode {
+        let req = self
+            .http
+            .delete(format!("{}/v1/sessions/current", self.url))
+            .bearer_auth(access);
+        self.send(req).await.0
+    }
+
+    async fn active_sessions(&self) -> u64 {
+        let (status, body) = self.get("/v1/stats", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["active_sessions"].as_u64().expect("a count")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn field(body: &Value, name: &str) -> String {
+    body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .to_owned()
+}
+
+/// Two nodes on the Redis on 6379, under a fresh prefix.
+fn two_nodes(extra: &[(&str, &str)]) -> (Prefix, Node, Node) {
+    let prefix = Prefix::new();
+    let store = format!("redis://{REDIS}");
+    let a = Node::start(&store, &prefix, extra);
+    let b = Node::start(&store, &prefix, extra);
+    (prefix, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_from_one_node_is_validated_refreshed_and_ended_on_the_other() {
+    let (_prefix, a, b) = two_nodes(&[]);
+    assert_eq!(a.get("/readyz", None).await.0, StatusCode::OK);
+    assert_eq!(b.get("/readyz", None).await.0, StatusCode::OK);
+    let (user, org) = (id(), id());
+    a.add_member(&org, &user).await;
+
+    let (status, _, created) = a.create(&user, &org).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (access, refresh) = (
+        field(&created, "access_token"),
+        field(&created, "refresh_token"),
+    );
+    assert_eq!(b.validate(&access).await, StatusCode::OK);
+
+    let (status, rotated) = b.refresh(&refresh).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let (access2, refresh2) = (
+        field(&rotated, "access_token"),
+        field(&rotated, "refresh_token"),
+    );
+    assert_ne!(refresh2, refresh);
+    assert_eq!(a.validate(&access2).await, StatusCode::OK);
+
+    assert_eq!(b.log_out(&access2).await, StatusCode::NO_CONTENT);
+    // No cache in front of Redis: the very next request on A sees it.
+    assert_eq!(a.validate(&access2).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.validate(&access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.refresh(&refresh2).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_refreshes_split_across_both_nodes_yield_one_successor() {
+    let (_prefix, a, b) = two_nodes(&[]);
+    let (user, org) = (id(), id());
+    a.add_member(&org, &user).await;
+    let (status, _, created) = a.create(&user, &org).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let refresh = field(&created, "refresh_token");
+
+    // Eight at once, four through each node: within the refresh limit of
+    // 10 per session per minute, so only the rotation can refuse one.
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let token = refresh.clone();
+        tasks.spawn(async move { node.refresh(&token).await });
+    }
+    let answers = tasks.join_all().await;
+    let mut successors: Vec<String> = Vec::new();
+    for (status, body) in &answers {
+        match *status {
+            StatusCode::OK => successors.push(field(body, "refresh_token")),
+            // Without a grace window the losers of the swap are refused.
+            StatusCode::UNAUTHORIZED => assert_eq!(body["error"]["type"], "TOKEN_ERROR"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(!successors.is_empty(), "no refresh succeeded: {answers:?}");
+    successors.sort();
+    successors.dedup();
+    assert_eq!(
+        successors.len(),
+        1,
+        "more than one successor: {successors:?}"
+    );
+
+    // The one successor works on either node, and the session was never
+    // revoked as a reuse.
+    let (status, next) = b.refresh(&successors[0]).await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert_eq!(
+        a.validate(&field(&next, "access_token")).await,
+        StatusCode::OK
+    );
+    assert_eq!(a.active_sessions().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_create_limit_holds_across_both_nodes_together() {
+    let (prefix, a, b) = two_nodes(&[("TESSERA_CREATE_LIMIT_PER_MINUTE", "3")]);
+    let (user, other, org) = (id(), id(), id());
+    a.add_member(&org, &user).await;
+    b.add_member(&org, &other).await;
+
+    for node in [&a, &b, &a] {
+        let (status, _, body) = node.create(&user, &org).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // Each node alone has seen at most two: only a shared limit refuses.
+    for node in [&b, &a] {
+        let (status, headers, body) = node.create(&user, &org).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["error"]["type"], "RATE_LIMITED");
+        let retry: u64 = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Retry-After: {headers:?}"));
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    }
+    // The limit is per user.
+    assert_eq!(b.create(&other, &org).await.0, StatusCode::CREATED);
+
+    // The limiter's keys in Redis are keyed hashes, not user ids.
+    let limiter_keys: Vec<String> = keys_under(&prefix.0)
+        .into_iter()
+        .filter(|k| k.starts_with(&format!("{}rl:", prefix.0)))
+        .collect();
+    assert_eq!(limiter_keys.len(), 2, "{limiter_keys:?}");
+    for u in [&user, &other] {
+        let raw = u.replace('-', "");
+        assert!(
+            limiter_keys.iter().all(|k| !k.contains(&raw)),
+            "a raw user id in a limiter key: {limiter_keys:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn both_nodes_report_the_same_active_sessions() {
+    let (_prefix, a, b) = two_nodes(&[]);
+    let org = id();
+    let users: Vec<String> = (0..3).map(|_| id()).collect();
+    let mut access = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.add_member(&org, user).await;
+        let (status, _, body) = node.create(user, &org).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        access.push(field(&body, "access_token"));
+    }
+    assert_eq!(a.active_sessions().await, 3);
+    assert_eq!(b.active_sessions().await, 3);
+
+    assert_eq!(a.log_out(&access[1]).await, StatusCode::NO_CONTENT);
+    assert_eq!(a.active_sessions().await, 2);
+    assert_eq!(b.active_sessions().await, 2);
+}
