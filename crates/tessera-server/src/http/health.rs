@@ -1,4 +1,5 @@
-//! Liveness, readiness, metrics and the API document: no API key needed.
+//! Liveness, readiness, metrics, the API document and the JWK Set of the
+//! public signing keys: no API key needed.
 
 use axum::extract::State;
 use axum::http::header;
@@ -59,4 +60,29 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 )]
 pub(crate) async fn openapi() -> impl IntoResponse {
     (JSON, super::openapi::json())
+}
+
+/// The media type of a JWK Set (RFC 7517, section 8.5.1).
+const JWK_SET: &str = "application/jwk-set+json";
+
+/// Verifiers may cache the key set for five minutes: a new key should be
+/// published (as a previous key) at least that long before it signs.
+const JWKS_CACHE: &str = "public, max-age=300";
+
+/// The public keys access tokens are signed with, as a JWK Set (RFC 7517),
+/// so other services verify tokens without holding a secret. Empty
+/// (`{"keys":[]}`) in HS256 mode, whose key is a shared secret.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "operations",
+    responses((status = 200, description = "The JWK Set of the current and previous public signing keys", content_type = "application/jwk-set+json", body = Object))
+)]
+pub(crate) async fn jwks(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, JWK_SET),
+            (header::CACHE_CONTROL, JWKS_CACHE),
+        ],
+        // Built once with the key ring; a clone of a short string per request.
+        s.inner.manager.keys().jwks_json().to_owned(),
+    )
 }

@@ -7,7 +7,7 @@
 //! | [`extract`] | JSON, query, path and bearer extractors that reject with [`error::ApiError`] |
 //! | [`wire`] | the JSON shapes of requests and responses |
 //! | [`openapi`] | the OpenAPI document generated from the handlers |
-//! | `sessions`, `admin`, `members`, `health` | the handlers |
+//! | `sessions`, `admin`, `members`, `health` | the handlers (`health` also serves the JWKS) |
 //! | `observe`, [`auth`] | request ids, metrics and logs; the API key |
 
 mod admin;
@@ -69,7 +69,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(health::openapi));
+        .route("/openapi.json", get(health::openapi))
+        .route("/.well-known/jwks.json", get(health::jwks));
     let metrics = state.inner.metrics.clone();
     v1.merge(operations)
         .fallback(not_found)

@@ -45,6 +45,7 @@ use super::{admin, health, members, sessions};
         health::readyz,
         health::metrics,
         health::openapi,
+        health::jwks,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, CreateSessionRequest, RefreshRequest, SetMembershipRequest,
@@ -57,7 +58,7 @@ use super::{admin, health, members, sessions};
         (name = "sessions", description = "Create, validate, refresh and end sessions"),
         (name = "admin", description = "List and revoke sessions, statistics, cleanup"),
         (name = "members", description = "Who has which role in which org"),
-        (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "operations", description = "Health, readiness, metrics, this document, the public signing keys"),
     )
 )]
 pub struct ApiDoc;

@@ -45,6 +45,8 @@ pub enum Operation {
     Metrics,
     /// `GET /openapi.json`
     OpenApi,
+    /// `GET /.well-known/jwks.json`
+    Jwks,
     /// No route matched, or the method is not allowed on the path.
     Unmatched,
 }
@@ -110,12 +112,13 @@ pub const ROUTES: &[(Method, &str, Operation)] = &[
     (Method::GET, "/readyz", Operation::Readyz),
     (Method::GET, "/metrics", Operation::Metrics),
     (Method::GET, "/openapi.json", Operation::OpenApi),
+    (Method::GET, "/.well-known/jwks.json", Operation::Jwks),
 ];
 
 impl Operation {
     /// All operations, in a fixed order (the index of each is its
     /// [`index`](Self::index)).
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 20] = [
         Operation::CreateSession,
         Operation::ValidateSession,
         Operation::RefreshSession,
@@ -134,6 +137,7 @@ impl Operation {
         Operation::Readyz,
         Operation::Metrics,
         Operation::OpenApi,
+        Operation::Jwks,
         Operation::Unmatched,
     ];
 
@@ -163,6 +167,7 @@ impl Operation {
             Operation::Readyz => "readyz",
             Operation::Metrics => "metrics",
             Operation::OpenApi => "openapi",
+            Operation::Jwks => "jwks",
             Operation::Unmatched => "unmatched",
         }
     }
