@@ -635,3 +635,111 @@ async fn with_redis_down_nodes_answer_503_and_recover_by_themselves() {
         assert_eq!(node.validate(&access).await, StatusCode::OK);
     }
 }
+
+/// A three-master Redis Cluster of this test on free loopback ports.
+fn start_cluster() -> (Vec<RedisServer>, String) {
+    let servers: Vec<RedisServer> = (0..3)
+        .map(|_| {
+            RedisServer::start(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "3000",
+            ])
+        })
+        .collect();
+    let addrs: Vec<String> = servers
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("redis-cli must be installed");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for n in &servers {
+        let start = Instant::now();
+        while !redis_cli(n.port, &["cluster", "info"])
+            .is_some_and(|o| o.contains("cluster_state:ok"))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "cluster_state:ok never came"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let url = format!("redis+cluster://{}", addrs.join(","));
+    (servers, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_redis_cluster_two_nodes_share_sessions_rotation_counts_and_limits() {
+    let (_cluster, url) = start_cluster();
+    let prefix = Prefix(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()));
+    let extra = [("TESSERA_CREATE_LIMIT_PER_MINUTE", "3")];
+    let (a, b) = (
+        Node::start(&url, &prefix, &extra),
+        Node::start(&url, &prefix, &extra),
+    );
+    assert_eq!(a.get("/readyz", None).await.0, StatusCode::OK);
+    let (user, org) = (id(), id());
+    b.add_member(&org, &user).await;
+
+    let (status, _, created) = a.create(&user, &org).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (access, refresh) = (
+        field(&created, "access_token"),
+        field(&created, "refresh_token"),
+    );
+    assert_eq!(b.validate(&access).await, StatusCode::OK);
+
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let token = refresh.clone();
+        tasks.spawn(async move { node.refresh(&token).await });
+    }
+    let mut successors: Vec<String> = tasks
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| field(&body, "refresh_token"))
+        .collect();
+    successors.sort();
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "successors: {successors:?}");
+
+    for node in [&b, &a] {
+        assert_eq!(node.create(&user, &org).await.0, StatusCode::CREATED);
+    }
+    let (status, headers, body) = b.create(&user, &org).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(headers.contains_key("retry-after"));
+
+    assert_eq!(a.active_sessions().await, 3);
+    assert_eq!(b.active_sessions().await, 3);
+    let (_, next) = a.refresh(&successors[0]).await;
+    assert_eq!(
+        b.log_out(&field(&next, "access_token")).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        a.validate(&field(&next, "access_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(a.active_sessions().await, 2);
+    assert_eq!(b.active_sessions().await, 2);
+}
