@@ -652,6 +652,28 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_store_takes_its_key_prefix_from_tessera_redis_prefix() {
+        let mut vars = secrets();
+        vars.push((
+            "TESSERA_STORE",
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+        ));
+        let c = resolve(&ServeArgs::default(), &env(&vars)).expect("valid");
+        assert!(
+            matches!(&c.store, StoreSpec::Redis { prefix, .. } if prefix == "tessera:"),
+            "{:?}",
+            c.store
+        );
+        vars.push(("TESSERA_REDIS_PREFIX", "app1:"));
+        let c = resolve(&ServeArgs::default(), &env(&vars)).expect("valid");
+        assert!(
+            matches!(&c.store, StoreSpec::Redis { prefix, .. } if prefix == "app1:"),
+            "{:?}",
+            c.store
+        );
+    }
+
+    #[test]
     fn a_missing_or_weak_secret_names_the_variable_and_how_to_make_one() {
         let err = resolve(&ServeArgs::default(), &env(&[])).expect_err("no secrets");
         assert!(err.0.contains("JWT_SECRET is not set"), "{err}");
