@@ -110,14 +110,7 @@ fn plan(command: Command) -> Result<(ClientArgs, Call), String> {
                     path: format!("/v1/orgs/{org}/members/{user}"),
                     body: Some(json!({"role": role.as_str()})),
                     no_content: Value::Null,
-                    render: |v| {
-                        format!(
-                            "user {} is {} in org {}",
-                            text(&v["user_id"]),
-                            text(&v["role"]),
-                            text(&v["org_id"])
-                        )
-                    },
+                    render: render_membership,
                 },
             )
         }
@@ -135,14 +128,7 @@ fn plan(command: Command) -> Result<(ClientArgs, Call), String> {
                     path: format!("/v1/orgs/{org}/members/{user}"),
                     body: None,
                     no_content: Value::Null,
-                    render: |v| {
-                        format!(
-                            "user {} is {} in org {}",
-                            text(&v["user_id"]),
-                            text(&v["role"]),
-                            text(&v["org_id"])
-                        )
-                    },
+                    render: render_membership,
                 },
             )
         }
@@ -355,6 +341,16 @@ fn render_sessions(v: &Value) -> String {
         line(r.iter().map(String::as_str).collect(), &mut out);
     }
     out.trim_end().to_owned()
+}
+
+/// One membership, as `members set` and `members get` print it.
+fn render_membership(v: &Value) -> String {
+    format!(
+        "user {} is {} in org {}",
+        text(&v["user_id"]),
+        text(&v["role"]),
+        text(&v["org_id"])
+    )
 }
 
 #[cfg(test)]
