@@ -28,6 +28,7 @@
 //! | `TESSERA_TLS_CERT`, `TESSERA_TLS_KEY` | `tls_cert`, `tls_key` | `--tls-cert`, `--tls-key` | plain HTTP |
 //! | `TESSERA_LOG_FORMAT` | `log_format` | `--log-format` | `text` |
 //! | `TESSERA_SHUTDOWN_GRACE_SECS` | `shutdown_grace_secs` | | 30 |
+//! | `TESSERA_VALIDATION_CACHE` | `validation_cache` | | 8192 verified tokens and opened records (0 disables) |
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,7 +37,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tessera::manager::{MAX_LEEWAY, MAX_REUSE_GRACE};
+use tessera::manager::{
+    DEFAULT_VALIDATION_CACHE, MAX_LEEWAY, MAX_REUSE_GRACE, MAX_VALIDATION_CACHE,
+};
 use tessera::{KeyRing, Lifetimes, Policy};
 use zeroize::Zeroizing;
 
@@ -156,6 +159,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
     shutdown_grace_secs: Option<u64>,
+    validation_cache: Option<usize>,
 }
 
 impl Drop for FileConfig {
@@ -217,6 +221,8 @@ pub struct Config {
     pub dev: bool,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// How many verified tokens and opened records validation remembers.
+    pub validation_cache: usize,
 }
 
 impl fmt::Debug for Config {
@@ -526,6 +532,18 @@ pub fn resolve(
         30,
     )?);
 
+    let validation_cache = src.num(
+        None,
+        "TESSERA_VALIDATION_CACHE",
+        file.validation_cache,
+        DEFAULT_VALIDATION_CACHE,
+    )?;
+    if validation_cache > MAX_VALIDATION_CACHE {
+        return Err(ConfigError::new(format!(
+            "TESSERA_VALIDATION_CACHE must be at most {MAX_VALIDATION_CACHE}"
+        )));
+    }
+
     Ok(Config {
         listen,
         store,
@@ -539,6 +557,7 @@ pub fn resolve(
         log_format,
         dev: args.dev,
         shutdown_grace,
+        validation_cache,
     })
 }
 
@@ -599,6 +618,14 @@ impl Config {
                 format!("{} (roles: {})", self.policy_source, roles.join(", ")),
             ),
             (
+                "validation cache",
+                if self.validation_cache == 0 {
+                    "off".to_owned()
+                } else {
+                    format!("{} entries", self.validation_cache)
+                },
+            ),
+            (
                 "log format",
                 format!("{:?}", self.log_format).to_lowercase(),
             ),
@@ -649,6 +676,23 @@ mod tests {
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.tls.is_none());
+        assert_eq!(c.validation_cache, DEFAULT_VALIDATION_CACHE);
+    }
+
+    #[test]
+    fn the_validation_cache_can_be_sized_or_turned_off_within_bounds() {
+        let mut vars = secrets();
+        vars.push(("TESSERA_VALIDATION_CACHE", "0"));
+        let c = resolve(&ServeArgs::default(), &env(&vars)).expect("valid");
+        assert_eq!(c.validation_cache, 0);
+        assert!(
+            c.summary()
+                .contains(&("validation cache", "off".to_owned()))
+        );
+        vars.pop();
+        vars.push(("TESSERA_VALIDATION_CACHE", "2000000"));
+        let err = resolve(&ServeArgs::default(), &env(&vars)).expect_err("too large");
+        assert!(err.0.contains("TESSERA_VALIDATION_CACHE"), "{err}");
     }
 
     #[test]

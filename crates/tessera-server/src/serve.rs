@@ -50,6 +50,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, ServeError> {
         .policy(config.policy.clone())
         .lifetimes(config.lifetimes.clone())
         .events(metrics.event_sink(Arc::new(TracingEvents)))
+        .validation_cache(config.validation_cache)
         .build()?;
     Ok(AppState::builder(manager)
         .limiter(Arc::new(backend::KeyedLimiter::new(

@@ -44,6 +44,7 @@ pub mod ids;
 pub mod keys;
 pub mod limit;
 pub mod manager;
+mod memo;
 pub mod policy;
 mod record;
 pub mod seal;
@@ -58,8 +59,9 @@ pub use crate::events::{EndReason, EventSink, SessionEvent, TracingEvents};
 pub use crate::ids::{DeviceId, OrgId, SessionId, UserAgent, UserId};
 pub use crate::keys::KeyRing;
 pub use crate::manager::{
-    IssuedTokens, Lifetimes, NewSession, PageRequest, SessionFilter, SessionInfo, SessionManager,
-    SessionManagerBuilder, SessionPage, SessionStats, SessionUser,
+    DEFAULT_VALIDATION_CACHE, IssuedTokens, Lifetimes, MAX_VALIDATION_CACHE, NewSession,
+    PageRequest, SessionFilter, SessionInfo, SessionManager, SessionManagerBuilder, SessionPage,
+    SessionStats, SessionUser,
 };
 pub use crate::policy::{Permission, Policy, RoleName};
 pub use crate::store::{MemoryStore, SessionStore};

@@ -4,8 +4,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{ENCRYPTION_KEY, Harness, JWT_SECRET, START};
-use tessera::store::{CasOutcome, SessionStore};
+use common::{ENCRYPTION_KEY, Harness, JWT_SECRET, START, replace_sealed};
+use tessera::store::SessionStore;
 use tessera::{
     DeviceId, ErrorKind, KeyRing, Lifetimes, MemoryStore, SessionManager, UserAgent, ids::parse_ip,
 };
@@ -98,15 +98,6 @@ async fn a_backup_restores_every_session() {
         "memberships are restored too"
     );
     assert!(MemoryStore::import(b"not a backup").is_err());
-}
-
-async fn replace_sealed(store: &MemoryStore, id: &tessera::SessionId, sealed: Vec<u8>) {
-    let stored = store.get(id, START).await.expect("get").expect("present");
-    let outcome = store
-        .compare_and_swap(id, stored.version, sealed, stored.expires_at, START)
-        .await
-        .expect("cas");
-    assert!(matches!(outcome, CasOutcome::Swapped { .. }));
 }
 
 #[tokio::test]

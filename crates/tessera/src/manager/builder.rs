@@ -9,14 +9,20 @@ use crate::directory::{Directory, StoreDirectory};
 use crate::error::{Result, SessionError};
 use crate::events::{EventSink, TracingEvents};
 use crate::keys::KeyRing;
+use crate::memo::Memo;
 use crate::policy::Policy;
 use crate::store::{MemoryStore, SessionStore};
-use crate::token::access::AccessTokens;
+use crate::token::access::{AccessTokens, VerifiedTokens};
 
 use super::{Counters, Inner, SessionManager, cleanup};
 
 /// The largest leeway accepted for token times.
 pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+/// How many verified access tokens, and as many opened session records,
+/// validation remembers by default.
+pub const DEFAULT_VALIDATION_CACHE: usize = 8192;
+/// The most [`SessionManagerBuilder::validation_cache`] accepts.
+pub const MAX_VALIDATION_CACHE: usize = 1 << 20;
 /// The largest refresh-reuse grace window accepted.
 pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(60);
 
@@ -72,6 +78,7 @@ pub struct SessionManagerBuilder {
     lifetimes: Lifetimes,
     issuer: String,
     audience: Option<String>,
+    validation_cache: usize,
 }
 
 impl Default for SessionManagerBuilder {
@@ -86,6 +93,7 @@ impl Default for SessionManagerBuilder {
             lifetimes: Lifetimes::default(),
             issuer: "tessera".to_owned(),
             audience: None,
+            validation_cache: DEFAULT_VALIDATION_CACHE,
         }
     }
 }
@@ -153,6 +161,21 @@ impl SessionManagerBuilder {
         self
     }
 
+    /// How many recently verified access tokens, and as many opened session
+    /// records, validation remembers: default [`DEFAULT_VALIDATION_CACHE`]
+    /// of each (about 1 KiB per pair), at most [`MAX_VALIDATION_CACHE`];
+    /// zero remembers nothing.
+    ///
+    /// A repeat of a token skips its HMAC, base64 and JSON, and a record
+    /// unchanged since the last validation skips its decryption. Only pure
+    /// results are remembered, each with the whole input that produced it,
+    /// so nothing changes but speed: expiry is checked and the store is
+    /// read on every call, and a revoked session fails at once.
+    pub fn validation_cache(mut self, entries: usize) -> Self {
+        self.validation_cache = entries;
+        self
+    }
+
     /// Checks the configuration and builds the manager. If called inside a
     /// Tokio runtime and the cleanup interval is not zero, starts the
     /// background cleanup task, which stops when the last handle is dropped.
@@ -190,6 +213,11 @@ impl SessionManagerBuilder {
                 "the audience must be 1 to 256 bytes",
             ));
         }
+        if self.validation_cache > MAX_VALIDATION_CACHE {
+            return Err(SessionError::validation(
+                "the validation cache holds at most 1,048,576 entries",
+            ));
+        }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let directory = self
             .directory
@@ -206,6 +234,8 @@ impl SessionManagerBuilder {
             events: self.events,
             lifetimes: self.lifetimes,
             tokens,
+            verified: VerifiedTokens::new(self.validation_cache),
+            opened: Memo::new(self.validation_cache),
             counters: Counters::default(),
             org_names: parking_lot::RwLock::default(),
             _stop_cleanup: stop,

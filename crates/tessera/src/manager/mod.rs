@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-pub use self::builder::{Lifetimes, MAX_LEEWAY, MAX_REUSE_GRACE, SessionManagerBuilder};
+pub use self::builder::{
+    DEFAULT_VALIDATION_CACHE, Lifetimes, MAX_LEEWAY, MAX_REUSE_GRACE, MAX_VALIDATION_CACHE,
+    SessionManagerBuilder,
+};
 pub use self::types::{
     IssuedTokens, NewSession, PageRequest, SessionFilter, SessionInfo, SessionPage, SessionStats,
     SessionUser,
@@ -28,12 +31,21 @@ use crate::error::{ErrorKind, Result, SessionError};
 use crate::events::{EndReason, EventSink, SessionEvent};
 use crate::ids::{OrgId, SessionId, UserId};
 use crate::keys::KeyRing;
+use crate::memo::Memo;
 use crate::policy::{Permission, Policy, RoleName};
 use crate::record::{RefreshState, SessionRecord};
 use crate::store::{CasOutcome, IndexKey, SessionStore, StoredSession};
 use crate::token::Token;
-use crate::token::access::{AccessClaims, AccessTokens};
+use crate::token::access::{AccessClaims, AccessTokens, VerifiedTokens};
 use crate::token::refresh::ParsedRefresh;
+
+/// A session record as opened from its sealed bytes, remembered by the
+/// validate path.
+struct Opened {
+    id: SessionId,
+    sealed: Box<[u8]>,
+    record: SessionRecord,
+}
 
 /// How many sessions one cleanup batch removes while holding store locks.
 const CLEANUP_BATCH: usize = 1000;
@@ -60,6 +72,11 @@ struct Inner {
     events: Arc<dyn EventSink>,
     lifetimes: Lifetimes,
     tokens: AccessTokens,
+    /// Recently verified access tokens (see [`crate::memo`]).
+    verified: VerifiedTokens,
+    /// Recently opened session records, with the sealed bytes they came
+    /// from.
+    opened: Memo<Opened>,
     counters: Counters,
     /// Org ids seen by this process, by org key, so statistics can name orgs
     /// the store only knows as keyed hashes.
@@ -167,6 +184,30 @@ impl SessionManager {
                 None
             }
         }
+    }
+
+    /// [`Self::open`], remembering the result: the same sealed bytes of the
+    /// same session open to the same record, so a hit skips the decryption.
+    fn open_remembered(&self, stored: &StoredSession) -> Option<SessionRecord> {
+        let id = stored.id.as_bytes();
+        let hit = self.inner.opened.get(id, |o| {
+            // The sealed bytes are ciphertext: comparing them in variable
+            // time reveals nothing secret.
+            (o.id == stored.id && *o.sealed == *stored.sealed).then(|| o.record.clone())
+        });
+        if hit.is_some() {
+            return hit;
+        }
+        let record = self.open(stored)?;
+        self.inner.opened.put(
+            id,
+            Opened {
+                id: stored.id,
+                sealed: stored.sealed.as_slice().into(),
+                record: record.clone(),
+            },
+        );
+        Some(record)
     }
 
     fn sign_access(
@@ -312,14 +353,17 @@ impl SessionManager {
 
     async fn validate_inner(&self, token: &str) -> Result<(SessionId, SessionRecord)> {
         let now = self.now();
-        let claims = self.inner.tokens.verify(&self.inner.keys, token, now)?;
+        let claims =
+            self.inner
+                .verified
+                .verify(&self.inner.tokens, &self.inner.keys, token, now)?;
         let stored = self
             .inner
             .store
             .get(&claims.sid, now)
             .await?
             .ok_or_else(inactive)?;
-        let mut record = self.open(&stored).ok_or_else(inactive)?;
+        let mut record = self.open_remembered(&stored).ok_or_else(inactive)?;
         if record.user_id != claims.sub || record.org_id != claims.org {
             return Err(SessionError::token(
                 "the access token does not match its session",

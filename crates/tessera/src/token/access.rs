@@ -28,10 +28,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use aws_lc_rs::constant_time;
+use zeroize::Zeroizing;
+
 use super::jws::{self, Members, Str};
 use crate::error::{Result, SessionError};
 use crate::ids::{OrgId, SessionId, UserId};
 use crate::keys::KeyRing;
+use crate::memo::Memo;
 
 /// The largest access token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -236,6 +240,12 @@ impl AccessTokens {
     /// Verifies form, algorithm, key and signature, then the claims against
     /// `now`.
     pub(crate) fn verify(&self, keys: &KeyRing, token: &str, now: u64) -> Result<VerifiedClaims> {
+        self.check_time(self.verify_untimed(keys, token)?, now)
+    }
+
+    /// Everything [`Self::verify`] checks that does not depend on the clock:
+    /// a pure function of the token, the ring and this configuration.
+    fn verify_untimed(&self, keys: &KeyRing, token: &str) -> Result<Untimed> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(invalid());
         }
@@ -245,10 +255,6 @@ impl AccessTokens {
         let payload = jws::decode(segments.payload).ok_or_else(invalid)?;
         let text = std::str::from_utf8(&payload).map_err(|_| invalid())?;
         let c: RawClaims<'_> = serde_json::from_str(text).map_err(|_| invalid())?;
-        self.check(c, now)
-    }
-
-    fn check(&self, c: RawClaims<'_>, now: u64) -> Result<VerifiedClaims> {
         let (Some(sub), Some(org), Some(sid), Some(iat), Some(exp), Some(iss)) =
             (c.sub, c.org, c.sid, c.iat, c.exp, c.iss)
         else {
@@ -261,18 +267,117 @@ impl AccessTokens {
         if c.aud.as_deref() != self.audience.as_deref() {
             return Err(invalid());
         }
-        if exp.saturating_add(self.leeway) <= now {
+        if exp < iat || exp - iat > self.max_lifetime {
+            return Err(invalid());
+        }
+        Ok(Untimed {
+            sub,
+            org,
+            sid,
+            iat,
+            exp,
+            nbf: c.nbf,
+        })
+    }
+
+    fn check_time(&self, c: Untimed, now: u64) -> Result<VerifiedClaims> {
+        if c.exp.saturating_add(self.leeway) <= now {
             return Err(SessionError::token("the access token has expired"));
         }
         let horizon = now.saturating_add(self.leeway);
-        if iat > horizon
-            || c.nbf.is_some_and(|nbf| nbf > horizon)
-            || exp < iat
-            || exp - iat > self.max_lifetime
-        {
+        if c.iat > horizon || c.nbf.is_some_and(|nbf| nbf > horizon) {
             return Err(invalid());
         }
-        Ok(VerifiedClaims { sub, org, sid, exp })
+        Ok(VerifiedClaims {
+            sub: c.sub,
+            org: c.org,
+            sid: c.sid,
+            exp: c.exp,
+        })
+    }
+}
+
+/// The claims of a token whose form, signature, issuer, audience and
+/// lifetime are good, before the clock is consulted.
+#[derive(Clone, Copy)]
+struct Untimed {
+    sub: UserId,
+    org: OrgId,
+    sid: SessionId,
+    iat: u64,
+    exp: u64,
+    nbf: Option<u64>,
+}
+
+/// A verified token and its claims, as remembered by [`VerifiedTokens`].
+struct Remembered {
+    /// The whole token, wiped when the entry is replaced.
+    token: Zeroizing<Box<[u8]>>,
+    claims: Untimed,
+}
+
+/// [`AccessTokens::verify`] with a memory of recently verified tokens (see
+/// [`crate::memo`]): a repeat of a token costs a constant-time comparison
+/// instead of an HMAC, base64 and JSON. The clock is checked on every call.
+///
+/// It belongs to one key ring and one [`AccessTokens`]: the manager that
+/// owns it never calls it with another.
+pub(crate) struct VerifiedTokens {
+    memo: Memo<Remembered>,
+}
+
+impl fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedTokens")
+            .field("capacity", &self.memo.capacity())
+            .finish()
+    }
+}
+
+impl VerifiedTokens {
+    /// Remembers up to `capacity` tokens (rounded up to a power of two); 0
+    /// remembers none.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            memo: Memo::new(capacity),
+        }
+    }
+
+    pub(crate) fn verify(
+        &self,
+        tokens: &AccessTokens,
+        keys: &KeyRing,
+        token: &str,
+        now: u64,
+    ) -> Result<VerifiedClaims> {
+        let bytes = token.as_bytes();
+        // The tail of the signature picks the slot; the whole token decides
+        // a hit.
+        let key = &bytes[bytes.len().saturating_sub(16)..];
+        let remembered = self.memo.get(key, |r| {
+            // Constant time: the remembered token is a live bearer secret,
+            // so how much of it a guess matched must not show. (The length
+            // is not secret: every token of one ring has nearly the same.)
+            constant_time::verify_slices_are_equal(&r.token, bytes)
+                .is_ok()
+                .then_some(r.claims)
+        });
+        let claims = match remembered {
+            Some(c) => c,
+            None => {
+                let c = tokens.verify_untimed(keys, token)?;
+                // Only tokens that verified are remembered.
+                self.memo.put(
+                    key,
+                    Remembered {
+                        token: Zeroizing::new(bytes.into()),
+                        claims: c,
+                    },
+                );
+                c
+            }
+        };
+        tokens.check_time(claims, now)
     }
 }
 

@@ -99,3 +99,16 @@ impl Harness {
             .expect("manager builds")
     }
 }
+
+/// Overwrites a session's sealed record in the store, as someone with write
+/// access to the store could.
+pub async fn replace_sealed(store: &MemoryStore, id: &tessera::SessionId, sealed: Vec<u8>) {
+    use tessera::SessionStore;
+    use tessera::store::CasOutcome;
+    let stored = store.get(id, START).await.expect("get").expect("present");
+    let outcome = store
+        .compare_and_swap(id, stored.version, sealed, stored.expires_at, START)
+        .await
+        .expect("cas");
+    assert!(matches!(outcome, CasOutcome::Swapped { .. }));
+}
