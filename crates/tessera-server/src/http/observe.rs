@@ -1,5 +1,7 @@
 //! The layer every request passes through: request id, error bodies,
-//! metrics and the one log line per request.
+//! metrics and the one log line per request. It also catches a panic in a
+//! handler, which becomes a `500 SYSTEM_ERROR` like any other failure
+//! instead of a connection closed without an answer.
 //!
 //! It is one hand-written tower service rather than a stack of generic
 //! middleware because it runs on the validate hot path: it allocates only
@@ -9,6 +11,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +20,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use super::error;
@@ -181,7 +184,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Ok(mut res) = ready!(this.inner.poll(cx));
+        // A handler that panics is not polled again: its future is dropped
+        // with this one. The panic's message may hold request data, so it is
+        // not logged; the default hook has already printed it to stderr.
+        let mut inner = this.inner;
+        let polled = catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx)));
+        let mut res = match polled {
+            Ok(poll) => {
+                let Ok(res) = ready!(poll);
+                res
+            }
+            Err(_) => {
+                tracing::error!(target: "tessera::http", "a request handler panicked");
+                error::ApiError::system("the request failed").into_response()
+            }
+        };
         let Some(p) = this.state.take() else {
             return Poll::Ready(Ok(res));
         };
@@ -214,6 +231,44 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_system_error_and_is_counted() {
+        use axum::Router;
+        use axum::body::Body;
+        use axum::routing::get;
+        use tower::ServiceExt;
+
+        async fn boom() -> &'static str {
+            panic!("a bug in a handler")
+        }
+        let metrics = Arc::new(Metrics::new());
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "ok" }))
+            .layer(ObserveLayer::new(metrics.clone()));
+        let req = |path: &str| {
+            Request::builder()
+                .uri(path)
+                .header(&REQUEST_ID, "req-1")
+                .body(Body::empty())
+                .expect("request")
+        };
+        let res = app.clone().oneshot(req("/boom")).await.expect("infallible");
+        assert_eq!(res.status(), 500);
+        assert_eq!(res.headers()[&REQUEST_ID], "req-1");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["error"]["type"], "SYSTEM_ERROR");
+        assert_eq!(json["error"]["request_id"], "req-1");
+        assert!(
+            metrics.render().contains(r#"outcome="SYSTEM_ERROR"} 1"#),
+            "the panic is counted as a SYSTEM_ERROR"
+        );
+        // The service keeps serving.
+        let res = app.oneshot(req("/fine")).await.expect("infallible");
+        assert_eq!(res.status(), 200);
+    }
 
     #[test]
     fn generated_ids_are_unique_and_echoable() {
