@@ -358,6 +358,47 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_never_finishes_its_first_request_is_cut_off() {
+    let server = Server::start(
+        &["serve", "--dev"],
+        &[("TESSERA_HEADER_READ_TIMEOUT_SECS", "1")],
+    );
+    let started = std::time::Instant::now();
+    // One connection trickles a head that never ends, one sends nothing.
+    let mut trickle = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    trickle
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .expect("send part of a head");
+    let mut silent = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    // A prompt client is served meanwhile.
+    let res = reqwest::get(format!("http://{}/healthz", server.addr()))
+        .await
+        .expect("a prompt request");
+    assert_eq!(res.status(), 200);
+    for stream in [&mut trickle, &mut silent] {
+        let mut rest = Vec::new();
+        // Closed (or reset) by the server: either way the read ends.
+        let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("the server closes a stalled connection");
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("200 OK"),
+            "an unfinished request was not answered"
+        );
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not closed before the timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn https_serves_with_rustls_and_the_cli_trusts_a_given_ca() {
     let dir = std::env::temp_dir().join(format!("tessera-e2e-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

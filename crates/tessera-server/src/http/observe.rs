@@ -257,7 +257,9 @@ mod tests {
         let res = app.clone().oneshot(req("/boom")).await.expect("infallible");
         assert_eq!(res.status(), 500);
         assert_eq!(res.headers()[&REQUEST_ID], "req-1");
-        let body = axum::body::to_bytes(res.into_body(), 4096).await.expect("body");
+        let body = axum::body::to_bytes(res.into_body(), 4096)
+            .await
+            .expect("body");
         let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(json["error"]["type"], "SYSTEM_ERROR");
         assert_eq!(json["error"]["request_id"], "req-1");
