@@ -14,6 +14,7 @@
 //! Redis.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -44,6 +45,9 @@ pub enum StoreSpec {
         url: String,
         /// Prepended to every key, so deployments can share one Redis.
         prefix: String,
+        /// For `rediss://`: a PEM file of the CA to trust instead of the
+        /// system's roots, for a Redis whose certificate a private CA issued.
+        ca: Option<PathBuf>,
     },
 }
 
@@ -59,6 +63,7 @@ impl StoreSpec {
             Ok(Self::Redis {
                 url: s.to_owned(),
                 prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+                ca: None,
             })
         } else {
             Err(ConfigError(
@@ -74,13 +79,37 @@ impl StoreSpec {
     #[must_use]
     pub fn with_prefix(self, prefix: &str) -> Self {
         match self {
-            Self::Redis { url, .. } => Self::Redis {
+            Self::Redis { url, ca, .. } => Self::Redis {
                 url,
                 prefix: prefix.to_owned(),
+                ca,
             },
             memory => memory,
         }
     }
+
+    /// The same store trusting the CA in the PEM file `ca`. Only a TLS
+    /// Redis URL (`rediss://`, `rediss+cluster://`) has a certificate to
+    /// check, so anything else is a configuration error rather than a
+    /// setting silently ignored.
+    pub fn with_ca(self, ca: PathBuf) -> Result<Self, ConfigError> {
+        match self {
+            Self::Redis { url, prefix, .. } if is_tls_url(&url) => Ok(Self::Redis {
+                url,
+                prefix,
+                ca: Some(ca),
+            }),
+            _ => Err(ConfigError(
+                "TESSERA_REDIS_CA applies to a TLS Redis store (rediss:// or rediss+cluster://) only"
+                    .to_owned(),
+            )),
+        }
+    }
+}
+
+fn is_tls_url(url: &str) -> bool {
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("rediss+cluster")
 }
 
 /// Shows the scheme, the hosts and the prefix only: a URL's user info is a
@@ -89,11 +118,15 @@ impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreSpec::Memory => f.write_str("memory"),
-            StoreSpec::Redis { url, prefix } => {
+            StoreSpec::Redis { url, prefix, ca } => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
                 let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
                 let host = host.split('/').next().unwrap_or("");
-                write!(f, "{scheme}://{host} (key prefix {prefix:?})")
+                write!(f, "{scheme}://{host} (key prefix {prefix:?}")?;
+                if let Some(ca) = ca {
+                    write!(f, ", CA {}", ca.display())?;
+                }
+                f.write_str(")")
             }
         }
     }
@@ -128,10 +161,20 @@ pub async fn open(spec: &StoreSpec) -> Result<Backend, ConfigError> {
             store: Arc::new(MemoryStore::new()),
             limiter: Arc::new(MemoryRateLimiter::default()),
         }),
-        StoreSpec::Redis { url, prefix } => {
+        StoreSpec::Redis { url, prefix, ca } => {
+            let tls_root_cert = match ca {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    ConfigError(format!(
+                        "TESSERA_REDIS_CA: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            };
             let options = RedisOptions {
                 prefix: prefix.clone(),
                 lazy: true,
+                tls_root_cert,
                 ..RedisOptions::default()
             };
             // The store's errors never echo the URL (it may hold a password).
@@ -228,6 +271,49 @@ mod tests {
         let err = open(&spec).await.expect_err("bad prefix");
         assert!(err.0.contains("prefix"), "{}", err.0);
         assert!(!err.0.contains("hunter2"), "{}", err.0);
+    }
+
+    #[test]
+    fn a_ca_applies_to_tls_urls_only_and_is_shown() {
+        let ca = PathBuf::from("/etc/tessera/redis-ca.pem");
+        for url in ["rediss://cache:6380", "rediss+cluster://10.0.0.1:7000"] {
+            let spec = StoreSpec::parse(url)
+                .expect("url")
+                .with_ca(ca.clone())
+                .expect("a TLS url takes a CA");
+            assert!(
+                spec.to_string().contains("CA /etc/tessera/redis-ca.pem"),
+                "{spec}"
+            );
+            // The prefix keeps the CA.
+            let spec = spec.with_prefix("app:");
+            assert!(
+                matches!(&spec, StoreSpec::Redis { ca: Some(_), .. }),
+                "{spec}"
+            );
+        }
+        for url in [
+            "memory",
+            "redis://cache:6379",
+            "redis+cluster://10.0.0.1:7000",
+        ] {
+            let err = StoreSpec::parse(url)
+                .expect("store")
+                .with_ca(ca.clone())
+                .expect_err("no TLS, no CA");
+            assert!(err.0.contains("TESSERA_REDIS_CA"), "{url}: {}", err.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_ca_file_fails_at_open_and_names_the_setting() {
+        let spec = StoreSpec::parse("rediss://127.0.0.1:1")
+            .expect("url")
+            .with_ca(PathBuf::from("/nonexistent/ca.pem"))
+            .expect("tls url");
+        let err = open(&spec).await.expect_err("no such file");
+        assert!(err.0.contains("TESSERA_REDIS_CA"), "{}", err.0);
+        assert!(err.0.contains("/nonexistent/ca.pem"), "{}", err.0);
     }
 
     #[tokio::test]

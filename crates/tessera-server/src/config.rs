@@ -13,6 +13,7 @@
 //! | `TESSERA_LISTEN` | `listen` | `--listen` | `127.0.0.1:8080` |
 //! | `TESSERA_STORE` | `store` | `--store` | `memory` |
 //! | `TESSERA_REDIS_PREFIX` | `redis_prefix` | | `tessera:` (Redis key prefix) |
+//! | `TESSERA_REDIS_CA` | `redis_ca` | | the system's roots (PEM CA file for a `rediss://` store) |
 //! | `TESSERA_API_KEY` | `api_key` | | none (then loopback only) |
 //! | `JWT_SECRET` | `jwt_secret` | | required (generated with `--dev`) |
 //! | `SESSION_ENCRYPTION_KEY` | `session_encryption_key` | | required (generated with `--dev`) |
@@ -142,6 +143,7 @@ struct FileConfig {
     listen: Option<String>,
     store: Option<String>,
     redis_prefix: Option<String>,
+    redis_ca: Option<PathBuf>,
     api_key: Option<String>,
     jwt_secret: Option<String>,
     session_encryption_key: Option<String>,
@@ -371,6 +373,9 @@ pub fn resolve(
         .or_else(|| file.redis_prefix.clone())
     {
         store = store.with_prefix(&prefix);
+    }
+    if let Some(ca) = src.path(&None, "TESSERA_REDIS_CA", &file.redis_ca) {
+        store = store.with_ca(ca)?;
     }
 
     let api_key = match src.var("TESSERA_API_KEY").or_else(|| file.api_key.clone()) {
@@ -697,6 +702,22 @@ mod tests {
         assert!(c.tls.is_none());
         assert_eq!(c.validation_cache, DEFAULT_VALIDATION_CACHE);
         assert_eq!(c.header_read_timeout, crate::serve::HEADER_READ_TIMEOUT);
+    }
+
+    #[test]
+    fn tessera_redis_ca_needs_a_tls_redis_store() {
+        let mut vars = secrets();
+        vars.push(("TESSERA_STORE", "rediss://cache:6380"));
+        vars.push(("TESSERA_REDIS_CA", "/etc/tessera/ca.pem"));
+        let c = resolve(&ServeArgs::default(), &env(&vars)).expect("valid");
+        assert!(
+            matches!(&c.store, StoreSpec::Redis { ca: Some(p), .. } if p.ends_with("ca.pem")),
+            "{:?}",
+            c.store
+        );
+        vars[2] = ("TESSERA_STORE", "memory");
+        let err = resolve(&ServeArgs::default(), &env(&vars)).expect_err("memory has no TLS");
+        assert!(err.0.contains("TESSERA_REDIS_CA"), "{err}");
     }
 
     #[test]
