@@ -611,3 +611,63 @@ async fn a_standard_library_token_signed_with_the_ring_key_and_tessera_claims_ve
         .await
         .expect("a token minted by jwt-simple with the ring's key");
 }
+
+/// The order of P-256 and half of it (rounded down), big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+const P256_HALF_ORDER: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+#[tokio::test]
+async fn es256_tokens_carry_low_s_and_their_high_s_twin_is_refused() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+    let alg = SigningAlgorithm::Es256;
+    let keys = ring(alg, &pem(alg), &[]);
+    let h = Harness::with(keys.clone(), common::lifetimes()).await;
+    let jwks: Value = serde_json::from_str(keys.jwks_json()).expect("json");
+    let coord = |name: &str| {
+        B64.decode(jwks["keys"][0][name].as_str().expect(name))
+            .expect("b64")
+    };
+    let point = [vec![4u8], coord("x"), coord("y")].concat();
+    let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
+    for _ in 0..64 {
+        let issued = h.login().await;
+        let token = issued.access_token.expose();
+        let (input, sig) = token.rsplit_once('.').expect("a signature");
+        let sig = B64.decode(sig).expect("b64");
+        assert!(
+            sig[32..] <= P256_HALF_ORDER[..],
+            "Tessera signs with a low s"
+        );
+        // The twin (r, n - s).
+        let mut twin = sig.clone();
+        let mut borrow = 0u16;
+        for i in (0..32).rev() {
+            let d = u16::from(P256_ORDER[i])
+                .wrapping_sub(u16::from(sig[32 + i]))
+                .wrapping_sub(borrow);
+            twin[32 + i] = (d & 0xff) as u8;
+            borrow = (d >> 8) & 1;
+        }
+        // Plain ECDSA accepts the twin: it is a real signature, not noise.
+        public
+            .verify(input.as_bytes(), &twin)
+            .expect("ECDSA accepts (r, n - s)");
+        let twin_token = format!("{input}.{}", B64.encode(&twin));
+        let err = h
+            .manager
+            .validate_session(&twin_token)
+            .await
+            .expect_err("the high-s twin is refused");
+        assert_eq!(err.kind(), ErrorKind::Token);
+        h.manager
+            .validate_session(token)
+            .await
+            .expect("the token itself is valid");
+    }
+}

@@ -384,7 +384,9 @@ impl SigningKey {
                 let sig = pair
                     .sign(&SystemRandom::new(), input)
                     .map_err(|_| failed())?;
-                URL_SAFE_NO_PAD.encode_string(sig.as_ref(), out);
+                let mut rs: [u8; 64] = sig.as_ref().try_into().map_err(|_| failed())?;
+                low_s::normalize(&mut rs);
+                URL_SAFE_NO_PAD.encode_string(rs, out);
             }
         }
         Ok(())
@@ -399,8 +401,11 @@ impl SigningKey {
             // about how many bytes of a guessed MAC were right.
             Material::Hs256(key) => hmac::verify(key, input, signature).is_ok(),
             // Public-key verification: no secret is compared.
-            Material::Ed25519 { public, .. } | Material::Es256 { public, .. } => {
-                public.verify_sig(input, signature).is_ok()
+            Material::Ed25519 { public, .. } => public.verify_sig(input, signature).is_ok(),
+            // Only the low-S form: (r, n - s) verifies as well as (r, s), and
+            // accepting both would give every token a second valid spelling.
+            Material::Es256 { public, .. } => {
+                !low_s::is_high(signature) && public.verify_sig(input, signature).is_ok()
             }
         }
     }
@@ -466,6 +471,84 @@ fn thumbprint(material: &Material) -> String {
         ),
     };
     b64(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+/// ECDSA signature malleability on P-256: for a valid `r || s`, `r || n - s`
+/// is valid too. Tessera signs and accepts only the low form (`s <= n / 2`,
+/// as Bitcoin's BIP 62 and many JWT libraries do), so a token has exactly
+/// one valid signature.
+pub(crate) mod low_s {
+    /// The order of P-256, big-endian.
+    const ORDER: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    /// `ORDER / 2`, rounded down, big-endian.
+    const HALF_ORDER: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31,
+        0x92, 0xa8,
+    ];
+
+    /// Whether the `s` half of a fixed-width `r || s` signature is above
+    /// `n / 2`. A signature of another length is not judged here.
+    pub(crate) fn is_high(signature: &[u8]) -> bool {
+        // Equal-length big-endian byte strings compare as numbers.
+        signature.len() == 64 && signature[32..] > HALF_ORDER[..]
+    }
+
+    /// Replaces a high `s` by `n - s`.
+    pub(crate) fn normalize(rs: &mut [u8; 64]) {
+        if !is_high(rs) {
+            return;
+        }
+        let mut borrow = 0u16;
+        for i in (0..32).rev() {
+            let d = u16::from(ORDER[i])
+                .wrapping_sub(u16::from(rs[32 + i]))
+                .wrapping_sub(borrow);
+            rs[32 + i] = (d & 0xff) as u8;
+            borrow = (d >> 8) & 1;
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn the_half_order_is_half_the_order() {
+            // n is odd: 2 * (n / 2) + 1 == n, computed bytewise.
+            let mut carry = 1u16;
+            let mut doubled = [0u8; 32];
+            for i in (0..32).rev() {
+                let v = u16::from(HALF_ORDER[i]) * 2 + carry;
+                doubled[i] = (v & 0xff) as u8;
+                carry = v >> 8;
+            }
+            assert_eq!(doubled, ORDER);
+        }
+
+        #[test]
+        fn normalizing_maps_high_s_to_n_minus_s_and_leaves_low_s() {
+            let mut rs = [0u8; 64];
+            rs[32..].copy_from_slice(&ORDER);
+            rs[63] -= 1; // s = n - 1, the highest
+            normalize(&mut rs);
+            let mut one = [0u8; 32];
+            one[31] = 1;
+            assert_eq!(rs[32..], one, "n - (n - 1) = 1");
+            let before = rs;
+            normalize(&mut rs);
+            assert_eq!(rs, before, "a low s is kept");
+            let mut half = [0u8; 64];
+            half[32..].copy_from_slice(&HALF_ORDER);
+            assert!(!is_high(&half), "n / 2 itself is low");
+            half[63] += 1;
+            assert!(is_high(&half));
+        }
+    }
 }
 
 #[cfg(test)]
