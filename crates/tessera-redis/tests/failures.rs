@@ -9,9 +9,9 @@ mod support;
 use std::error::Error;
 use std::time::Duration;
 
-use support::Node;
 use tessera::{ErrorKind, NewSession, SessionStore};
 use tessera_redis::{RedisOptions, RedisStore};
+use tessera_test_support::RedisServer;
 
 /// Generous bound for "fails fast": the store's response timeout is 2 s.
 const FAST: Duration = Duration::from_secs(6);
@@ -47,7 +47,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_calls_fail_fast_as_database_errors_and_recover_with_no_session_lost() {
-    let mut node = Node::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut node = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
     let store = RedisStore::connect(&node.url(), "failover:")
         .await
         .expect("connect");
@@ -126,7 +126,7 @@ async fn with_redis_down_calls_fail_fast_as_database_errors_and_recover_with_no_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_a_server_that_is_down_fails_fast_without_echoing_the_password() {
-    let port = support::free_port();
+    let port = tessera_test_support::free_port();
     let url = format!("redis://:pw-canary-7731@127.0.0.1:{port}/0");
     let err = tokio::time::timeout(FAST, RedisStore::connect(&url, "x:"))
         .await
@@ -140,7 +140,7 @@ async fn connecting_to_a_server_that_is_down_fails_fast_without_echoing_the_pass
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lazy_store_starts_while_redis_is_down_and_works_once_it_is_up() {
-    let port = support::free_port();
+    let port = tessera_test_support::free_port();
     let options = RedisOptions {
         prefix: support::unique_prefix(),
         lazy: true,
@@ -154,7 +154,7 @@ async fn a_lazy_store_starts_while_redis_is_down_and_works_once_it_is_up() {
         .expect("fails fast");
     assert!(err.is_err(), "not ready while Redis is down");
 
-    let _node = Node::start_on(port, &[]);
+    let _node = RedisServer::start_on(port, &[]);
     eventually("ping", || store.ping()).await;
     let manager = support::manager(store);
     let (user, org) = (support::random_user(), support::random_org());
@@ -170,8 +170,8 @@ async fn a_lazy_store_starts_while_redis_is_down_and_works_once_it_is_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_work_and_never_appear_in_errors_or_debug_output() {
-    let node = Node::start(&["--requirepass", "requirepass-canary-5521"]);
-    let good = format!("redis://:requirepass-canary-5521@127.0.0.1:{}", node.port);
+    let node = RedisServer::start(&["--requirepass", "requirepass-canary-5521"]);
+    let good = format!("redis://:requirepass-canary-5521@127.0.0.1:{}", node.port());
     let store = RedisStore::connect(&good, "auth:")
         .await
         .expect("right password");
@@ -185,7 +185,7 @@ async fn passwords_work_and_never_appear_in_errors_or_debug_output() {
         assert!(!text.contains("requirepass-canary-5521"), "{text}");
     }
 
-    let bad = format!("redis://:wrong-canary-8812@127.0.0.1:{}", node.port);
+    let bad = format!("redis://:wrong-canary-8812@127.0.0.1:{}", node.port());
     let err = RedisStore::connect(&bad, "auth:")
         .await
         .expect_err("wrong password");

@@ -141,7 +141,7 @@ async fn redis_holds_no_plaintext(mode: Mode) {
         "the scan read the sealed records ({scanned} bytes)"
     );
     if mode == Mode::Cluster {
-        for node in &support::cluster().nodes {
+        for node in support::cluster().servers() {
             let on_node = support::keys(Mode::Cluster, &prefix)
                 .into_iter()
                 .filter(|(url, _)| *url == node.url())

@@ -8,9 +8,9 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::Node;
 use tessera::NewSession;
 use tessera_redis::{RedisOptions, RedisStore};
+use tessera_test_support::RedisServer;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")
@@ -98,7 +98,7 @@ async fn rediss_urls_talk_tls_and_check_the_servers_certificate() {
     certificates(&dir);
     let file = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
     let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
-    let node = Node::start(&[
+    let node = RedisServer::start(&[
         "--port",
         "0",
         "--tls-port",
@@ -112,7 +112,7 @@ async fn rediss_urls_talk_tls_and_check_the_servers_certificate() {
         "--tls-auth-clients",
         "no",
     ]);
-    let url = format!("rediss://127.0.0.1:{}", node.port);
+    let url = format!("rediss://127.0.0.1:{}", node.port());
     let ca_pem = std::fs::read(&ca).expect("ca.pem");
 
     let options = RedisOptions {
@@ -145,7 +145,7 @@ async fn rediss_urls_talk_tls_and_check_the_servers_certificate() {
         "a certificate from an unknown CA must be refused"
     );
     // Plain text to a TLS-only port gets nowhere either.
-    let plain = RedisStore::connect(&format!("redis://127.0.0.1:{}", node.port), "tls:").await;
+    let plain = RedisStore::connect(&format!("redis://127.0.0.1:{}", node.port()), "tls:").await;
     assert!(plain.is_err());
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,14 +7,11 @@
 //!
 //! Redis on 6379 must be running (`.ci/run` starts it); if it is not, those
 //! tests fail at once saying so. The failure test and the Redis Cluster test
-//! start their own `redis-server` processes (trimmed from the harness in
-//! `tessera-redis/tests/support`): `redis-server` and `redis-cli` must be
-//! installed.
+//! start their own `redis-server` processes with `tessera-test-support`:
+//! `redis-server` and `redis-cli` must be installed.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -22,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tessera_test_support::{RedisCluster, RedisServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 const REDIS: &str = "127.0.0.1:6379";
@@ -142,152 +140,6 @@ impl Drop for Prefix {
         {
             eprintln!("could not remove the test keys under {}: {e}", self.0);
         }
-    }
-}
-
-/// Runs redis-server with the given arguments and stops it when the test
-/// process is gone, however it ends, so no server outlives the tests. The
-/// data folder is removed only then, so a test can restart a server on it.
-const WATCHDOG: &str = r#"
-owner="$1"; dir="$2"; shift 2
-redis-server "$@" &
-r=$!
-trap 'kill "$r" 2>/dev/null; wait "$r" 2>/dev/null; exit 0' TERM
-while kill -0 "$r" 2>/dev/null && kill -0 "$owner" 2>/dev/null; do sleep 0.2; done
-kill "$r" 2>/dev/null; wait "$r" 2>/dev/null
-kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
-"#;
-
-/// A loopback port that is free, and whose cluster bus port (+10000) is too.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let port = l.local_addr().expect("local addr").port();
-        if port < 50000 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port pair found");
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> Option<String> {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// A redis-server of this test on a free loopback port.
-struct RedisServer {
-    port: u16,
-    dir: PathBuf,
-    args: Vec<String>,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start(extra: &[&str]) -> Self {
-        // The port may be taken between the check and the server's bind:
-        // then the server exits and another port is tried.
-        for _ in 0..5 {
-            let port = free_port();
-            let dir = std::env::temp_dir().join(format!(
-                "tessera-server-redis-{}-{port}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&dir).expect("a data folder");
-            let mut args: Vec<String> = [
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                dir.to_str().expect("utf-8 temp dir"),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--logfile",
-                "redis.log",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-            args.extend(extra.iter().map(|s| (*s).to_owned()));
-            let mut server = Self {
-                port,
-                dir,
-                args,
-                child: None,
-            };
-            if server.run() {
-                return server;
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports");
-    }
-
-    /// Starts the server; `false` if it exited instead of answering.
-    fn run(&mut self) -> bool {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sh")
-            .arg(std::process::id().to_string())
-            .arg(&self.dir)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if redis_cli(self.port, &["ping"]).is_some_and(|o| o.trim() == "PONG") {
-                self.child = Some(child);
-                return true;
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let _ = child.wait();
-        panic!("timed out waiting for redis-server on port {}", self.port);
-    }
-
-    /// `SHUTDOWN SAVE` (or `NOSAVE`), then waits until the server is gone.
-    fn shutdown(&mut self, mode: &str) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let _ = redis_cli(self.port, &["shutdown", mode]);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let _ = child.wait();
-    }
-
-    fn restart(&mut self) {
-        assert!(self.run(), "redis-server restarts on port {}", self.port);
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.shutdown("nosave");
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -598,7 +450,7 @@ async fn both_nodes_report_the_same_active_sessions() {
 async fn with_redis_down_nodes_answer_503_and_recover_by_themselves() {
     let mut redis = RedisServer::start(&[]);
     let prefix = Prefix(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()));
-    let store = format!("redis://127.0.0.1:{}", redis.port);
+    let store = redis.url();
     let (a, b) = (
         Node::start(&store, &prefix, &[]),
         Node::start(&store, &prefix, &[]),
@@ -610,7 +462,7 @@ async fn with_redis_down_nodes_answer_503_and_recover_by_themselves() {
     let access = field(&created, "access_token");
 
     // SHUTDOWN SAVE writes a snapshot: the restart below brings it back.
-    redis.shutdown("save");
+    redis.stop();
     for node in [&a, &b] {
         assert_eq!(
             node.get("/readyz", None).await.0,
@@ -636,56 +488,10 @@ async fn with_redis_down_nodes_answer_503_and_recover_by_themselves() {
     }
 }
 
-/// A three-master Redis Cluster of this test on free loopback ports.
-fn start_cluster() -> (Vec<RedisServer>, String) {
-    let servers: Vec<RedisServer> = (0..3)
-        .map(|_| {
-            RedisServer::start(&[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "3000",
-            ])
-        })
-        .collect();
-    let addrs: Vec<String> = servers
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let out = Command::new("redis-cli")
-        .arg("--cluster")
-        .arg("create")
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("redis-cli must be installed");
-    assert!(
-        out.status.success(),
-        "redis-cli --cluster create failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    for n in &servers {
-        let start = Instant::now();
-        while !redis_cli(n.port, &["cluster", "info"])
-            .is_some_and(|o| o.contains("cluster_state:ok"))
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "cluster_state:ok never came"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    let url = format!("redis+cluster://{}", addrs.join(","));
-    (servers, url)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_redis_cluster_two_nodes_share_sessions_rotation_counts_and_limits() {
-    let (_cluster, url) = start_cluster();
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
     let prefix = Prefix(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()));
     let extra = [("TESSERA_CREATE_LIMIT_PER_MINUTE", "3")];
     let (a, b) = (
