@@ -98,20 +98,7 @@ async fn rediss_urls_talk_tls_and_check_the_servers_certificate() {
     certificates(&dir);
     let file = |name: &str| dir.join(name).to_str().expect("utf-8").to_owned();
     let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
-    let node = RedisServer::start(&[
-        "--port",
-        "0",
-        "--tls-port",
-        "{port}",
-        "--tls-cert-file",
-        &cert,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &ca,
-        "--tls-auth-clients",
-        "no",
-    ]);
+    let node = RedisServer::start_tls(&cert, &key, &ca);
     let url = format!("rediss://127.0.0.1:{}", node.port());
     let ca_pem = std::fs::read(&ca).expect("ca.pem");
 

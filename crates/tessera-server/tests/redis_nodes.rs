@@ -8,7 +8,8 @@
 //! Redis on 6379 must be running (`.ci/run` starts it); if it is not, those
 //! tests fail at once saying so. The failure test and the Redis Cluster test
 //! start their own `redis-server` processes with `tessera-test-support`:
-//! `redis-server` and `redis-cli` must be installed.
+//! `redis-server` and `redis-cli` must be installed. The TLS test starts a
+//! TLS-only `redis-server` whose certificate a CA made for the run issued.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -38,6 +39,7 @@ const INHERITED: &[&str] = &[
     "TESSERA_CONFIG",
     "TESSERA_STORE",
     "TESSERA_REDIS_PREFIX",
+    "TESSERA_REDIS_CA",
     "TESSERA_POLICY",
     "TESSERA_CREATE_LIMIT_PER_MINUTE",
     "TESSERA_REFRESH_LIMIT_PER_MINUTE",
@@ -548,4 +550,81 @@ async fn on_a_redis_cluster_two_nodes_share_sessions_rotation_counts_and_limits(
     );
     assert_eq!(a.active_sessions().await, 2);
     assert_eq!(b.active_sessions().await, 2);
+}
+
+/// A CA, and a certificate for 127.0.0.1 it issued, as PEM files in `dir`:
+/// (CA, certificate, key).
+fn tls_files(dir: &std::path::Path) -> [String; 3] {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).expect("temp dir");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (redis-server, redis-cli) takes a leaf named
+    // like its issuer for a self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "tessera test CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let leaf_key = KeyPair::generate().expect("key");
+    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf");
+    let mut paths = Vec::new();
+    for (name, pem) in [
+        ("ca.pem", ca.pem()),
+        ("cert.pem", leaf.pem()),
+        ("key.pem", leaf_key.serialize_pem()),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write");
+        paths.push(path.to_str().expect("utf-8").to_owned());
+    }
+    paths.try_into().expect("three files")
+}
+
+async fn wait_ready(node: &Node, want: StatusCode) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = node.get("/readyz", None).await.0;
+        if status == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {status}, expected {want}; logs:\n{}",
+            node.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_reaches_a_tls_redis_through_the_ca_in_tessera_redis_ca() {
+    let dir = std::env::temp_dir().join(format!("tessera-nodes-tls-{}", std::process::id()));
+    let [ca, cert, key] = tls_files(&dir);
+    let redis = RedisServer::start_tls(&cert, &key, &ca);
+    let url = format!("rediss://127.0.0.1:{}", redis.port());
+    let prefix = Prefix(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()));
+
+    let trusting = Node::start(&url, &prefix, &[("TESSERA_REDIS_CA", &ca)]);
+    wait_ready(&trusting, StatusCode::OK).await;
+    let (user, org) = (id(), id());
+    trusting.add_member(&org, &user).await;
+    let (status, _, created) = trusting.create(&user, &org).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let access = field(&created, "access_token");
+    assert_eq!(trusting.validate(&access).await, StatusCode::OK);
+
+    // Without the CA the system's roots do not vouch for the server: the
+    // node starts, is not ready, and fails requests with DATABASE_ERROR.
+    let untrusting = Node::start(&url, &prefix, &[]);
+    wait_ready(&untrusting, StatusCode::SERVICE_UNAVAILABLE).await;
+    let (status, body) = untrusting.get("/v1/sessions/current", Some(&access)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["type"], "DATABASE_ERROR");
+    drop((trusting, untrusting, redis));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,6 +97,26 @@ impl RedisServer {
         panic!("redis-server did not start on any of 5 free ports");
     }
 
+    /// Starts a server that speaks only TLS, on a free port, with the
+    /// certificate and key in the PEM files `cert` and `key` (issued by the
+    /// CA in `ca`); clients need no certificate of their own.
+    pub fn start_tls(cert: &str, key: &str, ca: &str) -> Self {
+        Self::start(&[
+            "--port",
+            "0",
+            "--tls-port",
+            "{port}",
+            "--tls-cert-file",
+            cert,
+            "--tls-key-file",
+            key,
+            "--tls-ca-cert-file",
+            ca,
+            "--tls-auth-clients",
+            "no",
+        ])
+    }
+
     /// Like [`RedisServer::start`], on a given port (one a test chose
     /// earlier with [`free_port`], to connect before the server is up).
     pub fn start_on(port: u16, extra: &[&str]) -> Self {
