@@ -3,147 +3,21 @@
 //! key, HTTPS, start-up refusals, and a graceful shutdown on SIGTERM with a
 //! request in flight.
 
-use std::io::{BufRead, BufReader};
+mod process;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::process::Output;
 use std::time::Duration;
 
+use process::{Server, command};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 const JWT: &str = "k3J8vQm2xN7pL4sW9zR6tY1uH5gF0dCa-e2e-test";
 const ENC: &str = "Zq8Wm3Np6Rt1Vx4Yb7Cd0Fg2Hj5Kl9Ms-e2e-test";
 const API_KEY: &str = "Pw4Er7Ty0Ui3Op6As9Df2Gh5Jk8Lz1Xc-e2e-test";
 const USER: &str = "6f9619ff-8b86-d011-b42d-00cf4fc964ff";
 const ORG: &str = "0b7e2a43-5f55-4b4e-9a3c-2f1f0d2c9e11";
-
-/// Variables that would leak from the developer's shell into the child.
-const INHERITED: &[&str] = &[
-    "JWT_SECRET",
-    "SESSION_ENCRYPTION_KEY",
-    "JWT_SECRET_PREVIOUS",
-    "SESSION_ENCRYPTION_KEY_PREVIOUS",
-    "TESSERA_API_KEY",
-    "TESSERA_URL",
-    "TESSERA_LISTEN",
-    "TESSERA_CONFIG",
-    "TESSERA_STORE",
-    "TESSERA_POLICY",
-    "RUST_LOG",
-];
-
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(args);
-    for v in INHERITED {
-        c.env_remove(v);
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
-/// A running service; killed when dropped if still running.
-struct Server {
-    child: Child,
-    url: String,
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut env = env.to_vec();
-        if !env.iter().any(|(k, _)| *k == "TESSERA_LISTEN") {
-            env.push(("TESSERA_LISTEN", "127.0.0.1:0"));
-        }
-        let mut child = command(args, &env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tessera");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let url: String = rest
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
-                    let _ = tx.send(url);
-                }
-                sink.lock().expect("logs").push(line);
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no listening line; logs: {:?}", logs.lock()));
-        Self { child, url, logs }
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().expect("logs").join("\n")
-    }
-
-    /// The logs once they contain `needle` (request lines are written in
-    /// batches, up to 100 ms late).
-    fn logs_with(&self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let logs = self.logs();
-            if logs.contains(needle) || std::time::Instant::now() > deadline {
-                return logs;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn addr(&self) -> String {
-        self.url.split("://").nth(1).expect("address").to_owned()
-    }
-
-    fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut all = args.to_vec();
-        all.extend(["--url", self.url.as_str()]);
-        command(&all, env).output().expect("run the cli")
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                return s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "did not exit; logs:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

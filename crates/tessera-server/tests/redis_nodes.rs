@@ -11,41 +11,22 @@
 //! `redis-server` and `redis-cli` must be installed. The TLS test starts a
 //! TLS-only `redis-server` whose certificate a CA made for the run issued.
 
+mod process;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use process::Server;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera_test_support::{RedisCluster, RedisServer};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 const REDIS: &str = "127.0.0.1:6379";
 const JWT: &str = "k3J8vQm2xN7pL4sW9zR6tY1uH5gF0dCa-redis-nodes";
 const ENC: &str = "Zq8Wm3Np6Rt1Vx4Yb7Cd0Fg2Hj5Kl9Ms-redis-nodes";
 const API_KEY: &str = "Pw4Er7Ty0Ui3Op6As9Df2Gh5Jk8Lz1Xc-redis-nodes";
-
-/// Variables that would leak from the developer's shell into the nodes.
-const INHERITED: &[&str] = &[
-    "JWT_SECRET",
-    "SESSION_ENCRYPTION_KEY",
-    "JWT_SECRET_PREVIOUS",
-    "SESSION_ENCRYPTION_KEY_PREVIOUS",
-    "TESSERA_API_KEY",
-    "TESSERA_LISTEN",
-    "TESSERA_CONFIG",
-    "TESSERA_STORE",
-    "TESSERA_REDIS_PREFIX",
-    "TESSERA_REDIS_CA",
-    "TESSERA_POLICY",
-    "TESSERA_CREATE_LIMIT_PER_MINUTE",
-    "TESSERA_REFRESH_LIMIT_PER_MINUTE",
-    "TESSERA_REFRESH_REUSE_GRACE_SECS",
-    "RUST_LOG",
-];
 
 /// A Redis reply, as far as these tests need one.
 #[derive(Debug)]
@@ -147,62 +128,31 @@ impl Drop for Prefix {
 
 /// A running `tessera serve`; killed when dropped.
 struct Node {
-    child: Child,
+    server: Server,
     url: String,
-    logs: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
 
 impl Node {
     fn start(store: &str, prefix: &Prefix, extra: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve");
-        for v in INHERITED {
-            cmd.env_remove(v);
-        }
-        cmd.env("JWT_SECRET", JWT)
-            .env("SESSION_ENCRYPTION_KEY", ENC)
-            .env("TESSERA_API_KEY", API_KEY)
-            .env("TESSERA_LISTEN", "127.0.0.1:0")
-            .env("TESSERA_STORE", store)
-            .env("TESSERA_REDIS_PREFIX", &prefix.0);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tessera");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let url: String = rest
-                        .chars()
-                        .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
-                    let _ = tx.send(url);
-                }
-                sink.lock().expect("logs").push(line);
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no listening line; logs: {:?}", logs.lock()));
+        let mut env = vec![
+            ("JWT_SECRET", JWT),
+            ("SESSION_ENCRYPTION_KEY", ENC),
+            ("TESSERA_API_KEY", API_KEY),
+            ("TESSERA_STORE", store),
+            ("TESSERA_REDIS_PREFIX", &prefix.0),
+        ];
+        env.extend_from_slice(extra);
+        let server = Server::start(&["serve"], &env);
         Self {
-            child,
-            url,
-            logs,
+            url: server.url.clone(),
+            server,
             http: reqwest::Client::new(),
         }
     }
 
     fn logs(&self) -> String {
-        self.logs.lock().expect("logs").join("\n")
+        self.server.logs()
     }
 
     async fn send(
@@ -276,13 +226,6 @@ impl Node {
         let (status, body) = self.get("/v1/stats", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["active_sessions"].as_u64().expect("a count")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,149 @@
+//! The real `tessera` binary as a child process, for the end-to-end tests:
+//! start it on a free loopback port, read its address from its log, keep
+//! its log lines, stop it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// Variables that would leak from the developer's shell into the child.
+const INHERITED: &[&str] = &[
+    "JWT_SECRET",
+    "SESSION_ENCRYPTION_KEY",
+    "JWT_SECRET_PREVIOUS",
+    "SESSION_ENCRYPTION_KEY_PREVIOUS",
+    "TESSERA_API_KEY",
+    "TESSERA_URL",
+    "TESSERA_LISTEN",
+    "TESSERA_CONFIG",
+    "TESSERA_STORE",
+    "TESSERA_REDIS_PREFIX",
+    "TESSERA_REDIS_CA",
+    "TESSERA_POLICY",
+    "TESSERA_CREATE_LIMIT_PER_MINUTE",
+    "TESSERA_REFRESH_LIMIT_PER_MINUTE",
+    "TESSERA_REFRESH_REUSE_GRACE_SECS",
+    "TESSERA_VALIDATION_CACHE",
+    "TESSERA_HEADER_READ_TIMEOUT_SECS",
+    "RUST_LOG",
+];
+
+/// The binary with `args`, none of the developer's Tessera settings, and
+/// `env`.
+pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args);
+    for v in INHERITED {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// A running service; killed when dropped if still running.
+pub struct Server {
+    child: Child,
+    /// `http://` or `https://` and the address it listens on.
+    pub url: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `tessera ARGS` (on 127.0.0.1, port 0, unless `env` sets
+    /// `TESSERA_LISTEN`) and waits for its "listening on" line.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "TESSERA_LISTEN") {
+            env.push(("TESSERA_LISTEN", "127.0.0.1:0"));
+        }
+        let mut child = command(args, &env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tessera");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let url: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = tx.send(url);
+                }
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no listening line; logs: {:?}", logs.lock()));
+        Self { child, url, logs }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+
+    /// The logs once they contain `needle` (request lines are written in
+    /// batches, up to 100 ms late).
+    pub fn logs_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || std::time::Instant::now() > deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        self.url.split("://").nth(1).expect("address").to_owned()
+    }
+
+    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut all = args.to_vec();
+        all.extend(["--url", self.url.as_str()]);
+        command(&all, env).output().expect("run the cli")
+    }
+
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not exit; logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
