@@ -13,16 +13,22 @@
 //! - a hit requires the input to be equal byte for byte to the remembered
 //!   one (compared in constant time where the input is a secret), so a
 //!   remembered result is exactly what recomputing it would give;
-//! - only successes are remembered, so a forged or broken input always takes
-//!   the full path and can never evict-and-replace its way into a hit;
+//! - only inputs that verified are remembered (an authentic token, a record
+//!   that opened), so a forged or broken input always takes the full path;
 //! - nothing time-dependent is remembered: expiry is checked on every call,
 //!   and the store is read on every call, so a revoked session fails at once.
+//!
+//! What is remembered is a pure function of the input *and of the keys and
+//! settings the manager was built with*; those are fixed for a manager's
+//! life. Anything that ever changes them in place (a live key reload) must
+//! start from empty tables.
 //!
 //! The table is direct-mapped: a fixed number of slots chosen by a keyed
 //! hash (std's per-process random SipHash key, so nobody can aim inputs at
 //! one slot), each behind its own lock, and a new entry simply replaces
-//! whatever held its slot. No eviction bookkeeping, no growth: its memory
-//! is fixed when it is built.
+//! whatever held its slot. No eviction bookkeeping, no growth: the number
+//! of entries is fixed when it is built. Empty slots cost 16 bytes (a lock
+//! and a pointer); an entry is boxed, so its size is paid only once used.
 
 use parking_lot::Mutex;
 use std::collections::hash_map::RandomState;
@@ -31,7 +37,7 @@ use std::hash::BuildHasher;
 /// See the module docs. `E` is an entry holding both the input it was
 /// computed from and the result.
 pub(crate) struct Memo<E> {
-    slots: Box<[Mutex<Option<E>>]>,
+    slots: Box<[Mutex<Option<Box<E>>>]>,
     hasher: RandomState,
 }
 
@@ -55,7 +61,7 @@ impl<E> Memo<E> {
         self.slots.len()
     }
 
-    fn slot(&self, key: &[u8]) -> Option<&Mutex<Option<E>>> {
+    fn slot(&self, key: &[u8]) -> Option<&Mutex<Option<Box<E>>>> {
         if self.slots.is_empty() {
             return None;
         }
@@ -69,13 +75,13 @@ impl<E> Memo<E> {
     /// returns the result when the entry is the one wanted.
     pub(crate) fn get<R>(&self, key: &[u8], hit: impl FnOnce(&E) -> Option<R>) -> Option<R> {
         let slot = self.slot(key)?;
-        slot.lock().as_ref().and_then(hit)
+        slot.lock().as_deref().and_then(hit)
     }
 
     /// Puts `entry` in the slot of `key`, replacing what was there.
     pub(crate) fn put(&self, key: &[u8], entry: E) {
         if let Some(slot) = self.slot(key) {
-            let old = slot.lock().replace(entry);
+            let old = slot.lock().replace(Box::new(entry));
             // Dropped after the lock is released.
             drop(old);
         }
@@ -106,6 +112,11 @@ mod tests {
         assert_eq!(find(b"a"), Some(2), "a new entry replaces the old one");
         memo.clear();
         assert_eq!(find(b"a"), None);
+    }
+
+    #[test]
+    fn an_empty_slot_costs_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Mutex<Option<Box<[u8; 512]>>>>(), 16);
     }
 
     #[test]

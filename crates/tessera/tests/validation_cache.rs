@@ -96,8 +96,9 @@ async fn a_forged_token_in_the_slot_of_a_remembered_one_fails() {
         .await
         .expect_err("forged");
     assert_eq!(err.kind(), ErrorKind::Token);
-    // A prefix and an extension of the remembered token fail too.
-    for other in [&token[..token.len() - 1], &format!("{token}A")] {
+    // Inputs sharing the remembered token's tail (and so its slot) but
+    // not all of it: a longer and a shorter one.
+    for other in [&format!("x{token}"), &token[1..]] {
         let err = h
             .manager
             .validate_session(other)
@@ -139,24 +140,24 @@ async fn activity_written_by_validation_is_seen_by_the_next_one() {
     assert_eq!(again.last_activity, START + 61);
 }
 
-fn manager_with_cache(entries: usize) -> (SessionManager, ManualClock) {
-    let clock = ManualClock::new(START);
+fn manager_with_cache(entries: usize) -> (SessionManager, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
     let manager = SessionManager::builder()
         .keys(keys())
-        .store(Arc::new(MemoryStore::new()))
-        .clock(Arc::new(clock.clone()))
+        .store(store.clone())
+        .clock(Arc::new(ManualClock::new(START)))
         .lifetimes(lifetimes())
         .validation_cache(entries)
         .build()
         .expect("manager builds");
-    (manager, clock)
+    (manager, store)
 }
 
 #[tokio::test]
 async fn sessions_sharing_one_slot_each_validate_as_themselves() {
     // One slot: every validation replaces the other session's entry.
     for entries in [0, 1] {
-        let (manager, _clock) = manager_with_cache(entries);
+        let (manager, _store) = manager_with_cache(entries);
         let org = common::random_org();
         let mut sessions = Vec::new();
         for _ in 0..4 {
@@ -192,4 +193,42 @@ fn an_oversized_cache_is_refused() {
         .build()
         .expect_err("too large");
     assert_eq!(err.kind(), ErrorKind::Validation);
+}
+
+#[tokio::test]
+async fn a_record_copied_under_another_session_is_not_served_from_memory() {
+    // One slot: both sessions' records compete for it, so the copy below
+    // meets the original's entry.
+    let (manager, store) = manager_with_cache(1);
+    let (user, org) = (common::random_user(), common::random_org());
+    manager
+        .set_membership(&user, &org, &role("member"))
+        .await
+        .expect("member");
+    let a = manager
+        .create_session(tessera::NewSession::new(user, org))
+        .await
+        .expect("a");
+    let b = manager
+        .create_session(tessera::NewSession::new(user, org))
+        .await
+        .expect("b");
+    manager
+        .validate_session(a.access_token.expose())
+        .await
+        .expect("a is remembered");
+    let a_sealed = store
+        .get(&a.session_id, START)
+        .await
+        .expect("get")
+        .expect("present")
+        .sealed;
+    replace_sealed(&store, &b.session_id, a_sealed).await;
+    // Same user, same org, the same bytes as the remembered entry: only the
+    // session id tells them apart.
+    let err = manager
+        .validate_session(b.access_token.expose())
+        .await
+        .expect_err("a's record under b's id");
+    assert_eq!(err.kind(), ErrorKind::Token);
 }

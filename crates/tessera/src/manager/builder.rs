@@ -171,6 +171,12 @@ impl SessionManagerBuilder {
     /// results are remembered, each with the whole input that produced it,
     /// so nothing changes but speed: expiry is checked and the store is
     /// read on every call, and a revoked session fails at once.
+    ///
+    /// The price is memory, and what sits in it: the remembered access
+    /// tokens are live bearer secrets (wiped when replaced) and the records
+    /// are decrypted (IP address, user agent, attributes), in this process
+    /// for as long as they hold their slots. The entries are rounded up to
+    /// a power of two; an empty slot costs 16 bytes.
     pub fn validation_cache(mut self, entries: usize) -> Self {
         self.validation_cache = entries;
         self

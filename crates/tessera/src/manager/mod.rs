@@ -44,7 +44,9 @@ use crate::token::refresh::ParsedRefresh;
 struct Opened {
     id: SessionId,
     sealed: Box<[u8]>,
-    record: SessionRecord,
+    /// Shared, so a hit clones a pointer under the slot's lock and the
+    /// record itself outside it.
+    record: Arc<SessionRecord>,
 }
 
 /// How many sessions one cleanup batch removes while holding store locks.
@@ -192,11 +194,13 @@ impl SessionManager {
         let id = stored.id.as_bytes();
         let hit = self.inner.opened.get(id, |o| {
             // The sealed bytes are ciphertext: comparing them in variable
-            // time reveals nothing secret.
+            // time reveals nothing secret. The id matters as much as the
+            // bytes: a record copied under another session id must fail to
+            // open there, not be served from this entry.
             (o.id == stored.id && *o.sealed == *stored.sealed).then(|| o.record.clone())
         });
-        if hit.is_some() {
-            return hit;
+        if let Some(record) = hit {
+            return Some(SessionRecord::clone(&record));
         }
         let record = self.open(stored)?;
         self.inner.opened.put(
@@ -204,7 +208,7 @@ impl SessionManager {
             Opened {
                 id: stored.id,
                 sealed: stored.sealed.as_slice().into(),
-                record: record.clone(),
+                record: Arc::new(record.clone()),
             },
         );
         Some(record)
