@@ -163,12 +163,7 @@ pub async fn open(spec: &StoreSpec) -> Result<Backend, ConfigError> {
         }),
         StoreSpec::Redis { url, prefix, ca } => {
             let tls_root_cert = match ca {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    ConfigError(format!(
-                        "TESSERA_REDIS_CA: cannot read {}: {e}",
-                        path.display()
-                    ))
-                })?),
+                Some(path) => Some(read_ca(path)?),
                 None => None,
             };
             let options = RedisOptions {
@@ -187,6 +182,26 @@ pub async fn open(spec: &StoreSpec) -> Result<Backend, ConfigError> {
             })
         }
     }
+}
+
+/// Reads the PEM file of `TESSERA_REDIS_CA`. A file without a certificate
+/// (empty, DER, a key) would give the TLS client an empty trust store and a
+/// service that can never reach Redis, so it is refused here, by name.
+fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        ConfigError(format!(
+            "TESSERA_REDIS_CA: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let marker = b"-----BEGIN CERTIFICATE-----";
+    if !pem.windows(marker.len()).any(|w| w == marker) {
+        return Err(ConfigError(format!(
+            "TESSERA_REDIS_CA: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    Ok(pem)
 }
 
 /// A [`RateLimiter`] that passes on a keyed hash
@@ -314,6 +329,30 @@ mod tests {
         let err = open(&spec).await.expect_err("no such file");
         assert!(err.0.contains("TESSERA_REDIS_CA"), "{}", err.0);
         assert!(err.0.contains("/nonexistent/ca.pem"), "{}", err.0);
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_without_a_certificate_fails_at_open_by_name() {
+        let dir = std::env::temp_dir().join(format!("tessera-ca-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").expect("write");
+        let key = dir.join("key.pem");
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        for path in [empty, key] {
+            let spec = StoreSpec::parse("rediss://127.0.0.1:1")
+                .expect("url")
+                .with_ca(path.clone())
+                .expect("tls url");
+            let err = open(&spec).await.expect_err("no certificate");
+            assert!(err.0.contains("TESSERA_REDIS_CA"), "{}", err.0);
+            assert!(err.0.contains("no PEM certificate"), "{}", err.0);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -29,7 +29,7 @@
 //! | `TESSERA_TLS_CERT`, `TESSERA_TLS_KEY` | `tls_cert`, `tls_key` | `--tls-cert`, `--tls-key` | plain HTTP |
 //! | `TESSERA_LOG_FORMAT` | `log_format` | `--log-format` | `text` |
 //! | `TESSERA_SHUTDOWN_GRACE_SECS` | `shutdown_grace_secs` | | 30 |
-//! | `TESSERA_HEADER_READ_TIMEOUT_SECS` | `header_read_timeout_secs` | | 15 (at least 1): a new connection's first request; every request's headers on HTTPS |
+//! | `TESSERA_READ_TIMEOUT_SECS` | `read_timeout_secs` | | 15 (at least 1): a new connection's first request headers, every request body, on HTTPS every request's headers |
 //! | `TESSERA_VALIDATION_CACHE` | `validation_cache` | | 8192 verified tokens and opened records (0 disables) |
 
 use std::fmt;
@@ -162,7 +162,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     log_format: Option<LogFormat>,
     shutdown_grace_secs: Option<u64>,
-    header_read_timeout_secs: Option<u64>,
+    read_timeout_secs: Option<u64>,
     validation_cache: Option<usize>,
 }
 
@@ -225,9 +225,9 @@ pub struct Config {
     pub dev: bool,
     /// How long in-flight requests get to finish on shutdown.
     pub shutdown_grace: Duration,
-    /// How long a client gets to send a request (see
-    /// [`crate::serve::HEADER_READ_TIMEOUT`], the default).
-    pub header_read_timeout: Duration,
+    /// How long a client gets to send a request's headers or body (see
+    /// [`crate::serve::READ_TIMEOUT`], the default).
+    pub read_timeout: Duration,
     /// How many verified tokens and opened records validation remembers.
     pub validation_cache: usize,
 }
@@ -542,18 +542,18 @@ pub fn resolve(
         30,
     )?);
 
-    let header_read_timeout = src.num(
+    let read_timeout = src.num(
         None,
-        "TESSERA_HEADER_READ_TIMEOUT_SECS",
-        file.header_read_timeout_secs,
-        crate::serve::HEADER_READ_TIMEOUT.as_secs(),
+        "TESSERA_READ_TIMEOUT_SECS",
+        file.read_timeout_secs,
+        crate::serve::READ_TIMEOUT.as_secs(),
     )?;
-    if header_read_timeout == 0 {
+    if read_timeout == 0 {
         return Err(ConfigError::new(
-            "TESSERA_HEADER_READ_TIMEOUT_SECS must be at least 1",
+            "TESSERA_READ_TIMEOUT_SECS must be at least 1",
         ));
     }
-    let header_read_timeout = Duration::from_secs(header_read_timeout);
+    let read_timeout = Duration::from_secs(read_timeout);
 
     let validation_cache = src.num(
         None,
@@ -580,7 +580,7 @@ pub fn resolve(
         log_format,
         dev: args.dev,
         shutdown_grace,
-        header_read_timeout,
+        read_timeout,
         validation_cache,
     })
 }
@@ -701,7 +701,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.tls.is_none());
         assert_eq!(c.validation_cache, DEFAULT_VALIDATION_CACHE);
-        assert_eq!(c.header_read_timeout, crate::serve::HEADER_READ_TIMEOUT);
+        assert_eq!(c.read_timeout, crate::serve::READ_TIMEOUT);
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
         }
     };
     let _logs = logging::init(config.log_format);
+    log_panics();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -43,6 +44,20 @@ fn run_serve(args: &ServeArgs) -> ExitCode {
             })
         }
     }
+}
+
+/// Replaces the default panic hook, which prints the panic's message to
+/// stderr: a message may carry request data, and an unstructured line would
+/// break JSON logs. A panic is logged through tracing with where it
+/// happened, never what it said; a panicking request answers 500 (see
+/// `http/observe.rs`).
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map_or_else(|| "unknown".to_owned(), ToString::to_string);
+        tracing::error!(%location, "a panic (its message is not logged: it may hold request data)");
+    }));
 }
 
 /// Resolves on SIGTERM (how orchestrators stop a service) or Ctrl-C.

@@ -58,6 +58,7 @@ pub async fn build_state(config: &Config) -> Result<AppState, ServeError> {
         .limits(config.limits)
         .api_key(config.api_key.clone())
         .metrics(metrics)
+        .body_read_timeout(config.read_timeout)
         .build())
 }
 
@@ -82,16 +83,23 @@ fn announce(config: &Config, addr: SocketAddr) {
     tracing::info!(%addr, "listening on {scheme}://{addr}");
 }
 
-/// The default of how long a new connection gets to send its whole first request, on plain
-/// HTTP and HTTPS alike, so a client that connects and trickles (or sends
-/// nothing) cannot hold a connection forever. On HTTPS, every later request
-/// of a connection also gets this long to send its headers.
+/// The default of how long a client gets to send what it must, so that one
+/// that connects and trickles (or sends nothing) cannot hold a connection
+/// and a task forever:
 ///
-/// Plain HTTP has no per-request header timer: hyper arms one for every
-/// request of a keep-alive connection, which measured validate at 63,000
-/// instead of 76,000 req/s with scripts/load.sh. A plain-HTTP listener that
-/// faces untrusted clients belongs behind a proxy that bounds slow clients.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// - a new connection, its first request's headers (plain HTTP and HTTPS);
+/// - every request with a body, that body, counted from the end of its
+///   headers (see [`crate::http::deadline`]);
+/// - on HTTPS, every later request's headers too.
+///
+/// Plain HTTP has no timer on the headers of a connection's later requests:
+/// hyper arms one for every request of a keep-alive connection, which
+/// measured validate at 63,000 instead of 76,000 req/s with scripts/load.sh.
+/// So on plain HTTP a client that has sent one request can hold its
+/// connection idle: a plain-HTTP listener that faces untrusted clients
+/// belongs behind a proxy that bounds idle and slow clients. (The TLS
+/// handshake is bounded by rustls's own 10 s.)
+pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Serves until `shutdown` resolves, then shuts down gracefully.
 pub async fn serve(
@@ -108,12 +116,13 @@ pub async fn serve(
     listener.set_nonblocking(true).map_err(io)?;
     let addr = listener.local_addr().map_err(io)?;
     let grace = config.shutdown_grace;
-    let header_timeout = config.header_read_timeout;
+    let read_timeout = config.read_timeout;
 
     // On shutdown the listener closes, idle connections close, in-flight
     // requests get `grace` to finish, and the rest are dropped.
     let handle = axum_server::Handle::new();
     let h = handle.clone();
+    let stopped_handle = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -126,7 +135,7 @@ pub async fn serve(
     let server = axum_server::from_tcp(listener)
         .map_err(io)?
         .handle(handle)
-        .first_request_timeout(header_timeout);
+        .first_request_timeout(read_timeout);
     let service = router.into_make_service();
     match &config.tls {
         None => {
@@ -142,10 +151,18 @@ pub async fn serve(
             server
                 .http_builder()
                 .http1()
-                .header_read_timeout(header_timeout);
+                .header_read_timeout(read_timeout);
             announce(&config, addr);
             server.serve(service).await.map_err(io)?;
         }
+    }
+    let dropped = stopped_handle.connection_count();
+    if dropped > 0 {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            connections = dropped,
+            "grace period over; dropped the connections still open"
+        );
     }
     tracing::info!("stopped");
     Ok(())

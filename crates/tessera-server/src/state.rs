@@ -3,12 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tessera::limit::{MemoryRateLimiter, RateLimiter};
 use tessera::{Clock, SessionError, SessionManager};
 
 use crate::http::auth::ApiKey;
+use crate::http::deadline::BODY_READ_TIMEOUT;
 use crate::http::error::ApiError;
 use crate::http::operation::Operation;
 use crate::metrics::Metrics;
@@ -43,6 +44,7 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     pub(crate) api_key: Option<ApiKey>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) body_read_timeout: Duration,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -73,6 +75,7 @@ impl AppState {
             limits: Limits::default(),
             api_key: None,
             metrics: None,
+            body_read_timeout: BODY_READ_TIMEOUT,
             clock: None,
         }
     }
@@ -127,6 +130,7 @@ pub struct AppStateBuilder {
     limits: Limits,
     api_key: Option<ApiKey>,
     metrics: Option<Arc<Metrics>>,
+    body_read_timeout: Duration,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -161,6 +165,13 @@ impl AppStateBuilder {
         self
     }
 
+    /// How long a request body gets to arrive, from the end of its headers.
+    /// Default: [`BODY_READ_TIMEOUT`].
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
     /// The clock the rate limiter reads (whole seconds). Default: the system
     /// clock at millisecond resolution. Tests pass a
     /// [`ManualClock`](tessera::ManualClock).
@@ -180,6 +191,7 @@ impl AppStateBuilder {
                 limits: self.limits,
                 api_key: self.api_key,
                 metrics: self.metrics.unwrap_or_default(),
+                body_read_timeout: self.body_read_timeout,
                 clock: self.clock,
             }),
         }

@@ -188,23 +188,30 @@ async fn with_an_api_key_requests_and_the_cli_must_carry_it() {
     assert!(!logs.contains(API_KEY), "the API key reached the logs");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigterm_lets_an_in_flight_request_finish_then_exits() {
-    let mut server = Server::start(&["serve", "--dev"], &[]);
-    let body = json!({"role": "admin"}).to_string();
-    let (head, tail) = body.split_at(5);
+/// Opens a connection and sends a membership PUT whose body is announced
+/// as `content_length` bytes but of which only `sent` goes out: a request
+/// in flight, waiting for the rest of its body.
+async fn partial_put(server: &Server, content_length: usize, sent: &str) -> tokio::net::TcpStream {
     let mut stream = tokio::net::TcpStream::connect(server.addr())
         .await
         .expect("connect");
     let request = format!(
         "PUT /v1/orgs/{ORG}/members/{USER} HTTP/1.1\r\nhost: localhost\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\n\r\n{head}",
-        body.len()
+         content-type: application/json\r\ncontent-length: {content_length}\r\n\r\n{sent}"
     );
     stream
         .write_all(request.as_bytes())
         .await
         .expect("send the head");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits() {
+    let mut server = Server::start(&["serve", "--dev"], &[]);
+    let body = json!({"role": "admin"}).to_string();
+    let (head, tail) = body.split_at(5);
+    let mut stream = partial_put(&server, body.len(), head).await;
     // Let the server read the head; the request is now in flight, waiting
     // for the rest of its body.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -233,10 +240,7 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_never_finishes_its_first_request_is_cut_off() {
-    let server = Server::start(
-        &["serve", "--dev"],
-        &[("TESSERA_HEADER_READ_TIMEOUT_SECS", "1")],
-    );
+    let server = Server::start(&["serve", "--dev"], &[("TESSERA_READ_TIMEOUT_SECS", "1")]);
     let started = std::time::Instant::now();
     // One connection trickles a head that never ends, one sends nothing.
     let mut trickle = tokio::net::TcpStream::connect(server.addr())
@@ -270,6 +274,46 @@ async fn a_client_that_never_finishes_its_first_request_is_cut_off() {
         "not closed before the timeout: {:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_does_not_arrive_in_time_gets_408_and_changes_nothing() {
+    let server = Server::start(&["serve", "--dev"], &[("TESSERA_READ_TIMEOUT_SECS", "1")]);
+    let body = json!({"role": "admin"}).to_string();
+    let mut stream = partial_put(&server, body.len(), &body[..5]).await;
+    let started = std::time::Instant::now();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .expect("answered and closed within 10 s")
+    .expect("read");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("VALIDATION_ERROR"), "{response}");
+    let get = reqwest::get(format!("{}/v1/orgs/{ORG}/members/{USER}", server.url))
+        .await
+        .expect("get");
+    assert_eq!(get.status(), 404, "the membership was not set");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_still_running_after_the_grace_period_is_dropped_and_logged() {
+    let mut server = Server::start(&["serve", "--dev"], &[("TESSERA_SHUTDOWN_GRACE_SECS", "1")]);
+    // A body that never comes: the request is in flight until dropped.
+    let _stream = partial_put(&server, 100, "{").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+    let logs = server.logs();
+    assert!(logs.contains("grace period over"), "{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -76,6 +76,16 @@ impl ApiError {
         )
     }
 
+    /// `408 VALIDATION_ERROR`: the body did not arrive within its read
+    /// deadline.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "VALIDATION_ERROR",
+            "the request body did not arrive in time",
+        )
+    }
+
     /// `405 VALIDATION_ERROR`.
     pub fn method_not_allowed() -> Self {
         Self::new(

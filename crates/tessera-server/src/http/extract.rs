@@ -20,7 +20,8 @@ pub const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
 pub const MAX_BODY_LEN: usize = 64 * 1024;
 
 /// A JSON request body. Wrong content type, malformed JSON, unknown fields
-/// and wrong types are `400 VALIDATION_ERROR`; a body over 64 KiB is `413`.
+/// and wrong types are `400 VALIDATION_ERROR`; a body over 64 KiB is `413`,
+/// one that did not arrive within its read deadline `408`.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -40,6 +41,8 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::payload_too_large()
+            } else if super::deadline::is_deadline(&e) {
+                ApiError::body_timeout()
             } else {
                 ApiError::validation("the request body could not be read")
             }

@@ -9,9 +9,11 @@
 //! | [`openapi`] | the OpenAPI document generated from the handlers |
 //! | `sessions`, `admin`, `members`, `health` | the handlers (`health` also serves the JWKS) |
 //! | `observe`, [`auth`] | request ids, metrics and logs; the API key |
+//! | [`deadline`] | the read deadline of request bodies |
 
 mod admin;
 pub mod auth;
+pub mod deadline;
 pub mod error;
 pub mod extract;
 mod health;
@@ -72,11 +74,12 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(health::openapi))
         .route("/.well-known/jwks.json", get(health::jwks));
     let metrics = state.inner.metrics.clone();
+    let body_read_timeout = state.inner.body_read_timeout;
     v1.merge(operations)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_LEN))
-        .layer(ObserveLayer::new(metrics))
+        .layer(ObserveLayer::new(metrics, body_read_timeout))
         .with_state(state)
 }
 

@@ -1,7 +1,10 @@
 //! The layer every request passes through: request id, error bodies,
 //! metrics and the one log line per request. It also catches a panic in a
 //! handler, which becomes a `500 SYSTEM_ERROR` like any other failure
-//! instead of a connection closed without an answer.
+//! instead of a connection closed without an answer (a panic while the
+//! response is being finished here, or inside a response body, is not
+//! caught), and gives a request that has a body its read deadline
+//! ([`super::deadline`]).
 //!
 //! It is one hand-written tower service rather than a stack of generic
 //! middleware because it runs on the validate hot path: it allocates only
@@ -16,13 +19,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
+use super::deadline::DeadlineBody;
 use super::error;
 use super::operation::Operation;
 use crate::metrics::Metrics;
@@ -90,14 +95,16 @@ pub(crate) struct ObserveLayer {
 struct Shared {
     metrics: Arc<Metrics>,
     ids: IdGenerator,
+    body_read_timeout: Duration,
 }
 
 impl ObserveLayer {
-    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>, body_read_timeout: Duration) -> Self {
         Self {
             shared: Arc::new(Shared {
                 metrics,
                 ids: IdGenerator::new(),
+                body_read_timeout,
             }),
         }
     }
@@ -146,6 +153,13 @@ where
                 Operation::find(req.method(), p.as_str())
             });
         let method = req.method().clone();
+        // Only a request with a body gets a timer: validate has none.
+        let req = if req.body().is_end_stream() {
+            req
+        } else {
+            let timeout = self.shared.body_read_timeout;
+            req.map(|body| Body::new(DeadlineBody::new(body, timeout)))
+        };
         ObserveFuture {
             inner: self.inner.call(req),
             state: Some(Pending {
@@ -246,7 +260,7 @@ mod tests {
         let app = Router::new()
             .route("/boom", get(boom))
             .route("/fine", get(|| async { "ok" }))
-            .layer(ObserveLayer::new(metrics.clone()));
+            .layer(ObserveLayer::new(metrics.clone(), Duration::from_secs(15)));
         let req = |path: &str| {
             Request::builder()
                 .uri(path)

@@ -32,6 +32,7 @@ fn limit_key(prefix: &[u8; 8], id: &[u8; 16]) -> [u8; 24] {
         (status = 201, description = "The session and its token pair", body = TokenPair),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
         (status = 401, description = "AUTHENTICATION_ERROR: a bad API key, or the user is not a member of the org", body = ErrorBody),
+        (status = 408, description = "VALIDATION_ERROR: the body did not arrive within the read timeout", body = ErrorBody),
         (status = 413, description = "VALIDATION_ERROR: the body is over 64 KiB", body = ErrorBody),
         (status = 429, description = "RATE_LIMITED (per user); see Retry-After", body = ErrorBody),
         (status = 503, description = "DATABASE_ERROR", body = ErrorBody),
