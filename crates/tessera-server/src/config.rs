@@ -643,10 +643,10 @@ impl Config {
             ),
             (
                 "validation cache",
-                if self.validation_cache == 0 {
-                    "off".to_owned()
-                } else {
-                    format!("{} entries", self.validation_cache)
+                match self.validation_cache {
+                    0 => "off".to_owned(),
+                    n if n.is_power_of_two() => format!("{n} entries"),
+                    n => format!("{} entries ({n} rounded up)", n.next_power_of_two()),
                 },
             ),
             (
