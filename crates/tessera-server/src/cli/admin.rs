@@ -33,7 +33,6 @@ fn usage(message: &str) -> ExitCode {
 }
 
 fn plan(command: Command) -> Result<(ClientArgs, Call), String> {
-    let msg = |e: tessera::SessionError| e.message().to_owned();
     Ok(match command {
         Command::Stats(client) => (
             client,
@@ -100,14 +99,13 @@ fn plan(command: Command) -> Result<(ClientArgs, Call), String> {
             role,
             client,
         }) => {
-            let org = OrgId::parse(&org_id).map_err(msg)?;
-            let user = UserId::parse(&user_id).map_err(msg)?;
+            let (_, _, path) = membership_path(&org_id, &user_id)?;
             let role = RoleName::parse(&role).map_err(msg)?;
             (
                 client,
                 Call {
                     method: Method::PUT,
-                    path: format!("/v1/orgs/{org}/members/{user}"),
+                    path,
                     body: Some(json!({"role": role.as_str()})),
                     no_content: Value::Null,
                     render: render_membership,
@@ -119,13 +117,12 @@ fn plan(command: Command) -> Result<(ClientArgs, Call), String> {
             user_id,
             client,
         }) => {
-            let org = OrgId::parse(&org_id).map_err(msg)?;
-            let user = UserId::parse(&user_id).map_err(msg)?;
+            let (_, _, path) = membership_path(&org_id, &user_id)?;
             (
                 client,
                 Call {
                     method: Method::GET,
-                    path: format!("/v1/orgs/{org}/members/{user}"),
+                    path,
                     body: None,
                     no_content: Value::Null,
                     render: render_membership,
@@ -137,13 +134,12 @@ fn plan(command: Command) -> Result<(ClientArgs, Call), String> {
             user_id,
             client,
         }) => {
-            let org = OrgId::parse(&org_id).map_err(msg)?;
-            let user = UserId::parse(&user_id).map_err(msg)?;
+            let (org, user, path) = membership_path(&org_id, &user_id)?;
             (
                 client,
                 Call {
                     method: Method::DELETE,
-                    path: format!("/v1/orgs/{org}/members/{user}"),
+                    path,
                     body: None,
                     no_content: json!({
                         "org_id": org.to_string(),
@@ -171,17 +167,10 @@ pub(super) fn run(command: Command) -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage(&e),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start a runtime: {e}");
-            return ExitCode::from(EXIT_UNREACHABLE);
-        }
-    };
-    runtime.block_on(execute(client, call))
+    match super::runtime(EXIT_UNREACHABLE) {
+        Ok(runtime) => runtime.block_on(execute(client, call)),
+        Err(code) => code,
+    }
 }
 
 async fn execute(args: ClientArgs, call: Call) -> ExitCode {
@@ -344,6 +333,18 @@ fn render_sessions(v: &Value) -> String {
 }
 
 /// One membership, as `members set` and `members get` print it.
+/// A refused id or role, as the CLI says it.
+fn msg(e: tessera::SessionError) -> String {
+    e.message().to_owned()
+}
+
+/// The ids of a membership command, checked, and the API path they name.
+fn membership_path(org_id: &str, user_id: &str) -> Result<(OrgId, UserId, String), String> {
+    let org = OrgId::parse(org_id).map_err(msg)?;
+    let user = UserId::parse(user_id).map_err(msg)?;
+    Ok((org, user, format!("/v1/orgs/{org}/members/{user}")))
+}
+
 fn render_membership(v: &Value) -> String {
     format!(
         "user {} is {} in org {}",

@@ -157,3 +157,15 @@ pub fn run(command: Command) -> ExitCode {
         other => admin::run(other),
     }
 }
+
+/// A current-thread runtime for one command, or the exit code `on_error`
+/// after saying why it could not start.
+fn runtime(on_error: u8) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start a runtime: {e}");
+            ExitCode::from(on_error)
+        })
+}
