@@ -26,11 +26,7 @@ fn with_grace(grace: u64) -> Lifetimes {
 }
 
 async fn reuse_count(h: &Harness) -> u64 {
-    h.manager
-        .session_stats()
-        .await
-        .expect("stats")
-        .refresh_reuse_detected
+    h.stats().await.refresh_reuse_detected
 }
 
 #[tokio::test]
@@ -52,24 +48,17 @@ async fn replaying_any_earlier_refresh_token_revokes_even_inside_the_grace_windo
         }
         let current = chain.last().expect("current");
         let err = h
-            .manager
-            .refresh_session(chain[k].refresh_token.expose())
+            .refresh(&chain[k].refresh_token)
             .await
             .expect_err("an earlier token");
         assert_eq!(err.kind(), ErrorKind::Token, "generation {k}");
         assert_eq!(reuse_count(&h).await, 1, "generation {k} counts as reuse");
         assert!(
-            h.manager
-                .validate_session(current.access_token.expose())
-                .await
-                .is_err(),
+            h.validate(&current.access_token).await.is_err(),
             "generation {k}: the session is revoked"
         );
         assert!(
-            h.manager
-                .refresh_session(current.refresh_token.expose())
-                .await
-                .is_err(),
+            h.refresh(&current.refresh_token).await.is_err(),
             "generation {k}: the newest refresh token dies with it"
         );
     }
@@ -77,19 +66,10 @@ async fn replaying_any_earlier_refresh_token_revokes_even_inside_the_grace_windo
     // the current pair back and revokes nothing.
     let h = Harness::new().await;
     let first = h.login().await;
-    let second = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
-        .await
-        .expect("rotated");
-    let third = h
-        .manager
-        .refresh_session(second.refresh_token.expose())
-        .await
-        .expect("rotated");
+    let second = h.refresh(&first.refresh_token).await.expect("rotated");
+    let third = h.refresh(&second.refresh_token).await.expect("rotated");
     let again = h
-        .manager
-        .refresh_session(second.refresh_token.expose())
+        .refresh(&second.refresh_token)
         .await
         .expect("the previous token inside the window");
     assert_eq!(again.refresh_token, third.refresh_token);
@@ -112,11 +92,7 @@ async fn forged_refresh_tokens_naming_a_victims_session_never_revoke_it() {
     let mut current = victim;
     for _ in 0..3 {
         h.clock.advance(60);
-        current = h
-            .manager
-            .refresh_session(current.refresh_token.expose())
-            .await
-            .expect("rotated");
+        current = h.refresh(&current.refresh_token).await.expect("rotated");
     }
     let attacker = h.login().await;
     let v = raw(current.refresh_token.expose());
@@ -199,12 +175,10 @@ async fn forged_refresh_tokens_naming_a_victims_session_never_revoke_it() {
         0,
         "no forgery reached reuse detection"
     );
-    h.manager
-        .validate_session(current.access_token.expose())
+    h.validate(&current.access_token)
         .await
         .expect("the victim's session is untouched");
-    h.manager
-        .refresh_session(current.refresh_token.expose())
+    h.refresh(&current.refresh_token)
         .await
         .expect("and refreshes");
     eprintln!("{} forged refresh tokens rejected", tokens.len());

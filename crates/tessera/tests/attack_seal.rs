@@ -46,11 +46,7 @@ async fn replace(store: &MemoryStore, id: &SessionId, sealed: Vec<u8>) {
 /// Every way the manager reads a session treats it as absent.
 async fn assert_absent(h: &Harness, issued: &tessera::IssuedTokens, what: &str) -> Vec<String> {
     let mut failures = Vec::new();
-    match h
-        .manager
-        .validate_session(issued.access_token.expose())
-        .await
-    {
+    match h.validate(&issued.access_token).await {
         Err(e) if e.kind() == ErrorKind::Token => {}
         other => failures.push(format!("{what}: validate gave {:?}", other.map(|_| ()))),
     }
@@ -62,11 +58,7 @@ async fn assert_absent(h: &Harness, issued: &tessera::IssuedTokens, what: &str) 
         Err(e) if e.kind() == ErrorKind::Token => {}
         other => failures.push(format!("{what}: has_permission gave {other:?}")),
     }
-    match h
-        .manager
-        .refresh_session(issued.refresh_token.expose())
-        .await
-    {
+    match h.refresh(&issued.refresh_token).await {
         Err(e) if e.kind() == ErrorKind::Token => {}
         other => failures.push(format!("{what}: refresh gave {:?}", other.map(|_| ()))),
     }
@@ -109,12 +101,11 @@ async fn every_byte_of_a_stored_record_altered_makes_the_session_absent() {
         failures.extend(assert_absent(&h, &issued, what).await);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let stats = h.manager.session_stats().await.expect("stats");
+    let stats = h.stats().await;
     assert_eq!(stats.refresh_reuse_detected, 0, "tampering is not reuse");
     // The control: the untouched record is whole again.
     replace(&h.store, &issued.session_id, original).await;
-    h.manager
-        .validate_session(issued.access_token.expose())
+    h.validate(&issued.access_token)
         .await
         .expect("the original record opens");
     eprintln!("{} altered records treated as absent", cases.len());
@@ -164,8 +155,7 @@ async fn records_moved_between_sessions_users_or_purposes_fail_to_open() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     let info = h
-        .manager
-        .validate_session(donor.access_token.expose())
+        .validate(&donor.access_token)
         .await
         .expect("the donor is untouched");
     assert_eq!(info.user.id, other_user);

@@ -134,7 +134,7 @@ impl Victim {
             .validate_session(self.token())
             .await
             .expect("the victim's session survives the attack");
-        let stats = self.h.manager.session_stats().await.expect("stats");
+        let stats = self.h.stats().await;
         assert_eq!(stats.sessions_destroyed, 0, "{table}: a session was ended");
         eprintln!("{table}: {} cases rejected", cases.len());
     }

@@ -59,16 +59,8 @@ async fn a_tampered_record_is_logged_as_an_encryption_error_without_secrets() {
         )
         .await
         .expect("cas");
-    assert!(
-        h.manager
-            .validate_session(issued.access_token.expose())
-            .await
-            .is_err()
-    );
-    let _ = h
-        .manager
-        .refresh_session(issued.refresh_token.expose())
-        .await;
+    assert!(h.validate(&issued.access_token).await.is_err());
+    let _ = h.refresh(&issued.refresh_token).await;
     let _ = h.manager.validate_session("garbage.token.here").await;
 
     let logs = captured.text();

@@ -44,11 +44,7 @@ async fn a_demotion_takes_effect_at_the_next_validation() {
         .await
         .expect("still valid");
     assert_eq!(info.user.role, role("viewer"));
-    let refreshed = h
-        .manager
-        .refresh_session(issued.refresh_token.expose())
-        .await
-        .expect("refreshed");
+    let refreshed = h.refresh(&issued.refresh_token).await.expect("refreshed");
     assert_eq!(refreshed.user.role, role("viewer"));
 }
 
@@ -73,14 +69,9 @@ async fn removing_a_member_revokes_their_sessions_in_that_org_only() {
             .await
             .expect("removed")
     );
-    let err = h
-        .manager
-        .validate_session(here.access_token.expose())
-        .await
-        .expect_err("revoked");
+    let err = h.validate(&here.access_token).await.expect_err("revoked");
     assert_eq!(err.kind(), ErrorKind::Token);
-    h.manager
-        .validate_session(there.access_token.expose())
+    h.validate(&there.access_token)
         .await
         .expect("the other org's session lives");
     assert_eq!(

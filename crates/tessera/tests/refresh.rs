@@ -21,51 +21,30 @@ async fn a_refresh_rotates_both_tokens_and_retires_the_old_pair() {
     let h = Harness::new().await;
     let first = h.login().await;
     h.clock.advance(60);
-    let second = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
-        .await
-        .expect("refreshed");
+    let second = h.refresh(&first.refresh_token).await.expect("refreshed");
     assert_eq!(second.session_id, first.session_id);
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_ne!(second.access_token, first.access_token);
     assert_eq!(second.refresh_expires_in, 7 * 24 * 3600);
-    h.manager
-        .validate_session(second.access_token.expose())
+    h.validate(&second.access_token)
         .await
         .expect("new access token works");
     let third = h
-        .manager
-        .refresh_session(second.refresh_token.expose())
+        .refresh(&second.refresh_token)
         .await
         .expect("the new refresh token works");
     assert_ne!(third.refresh_token, second.refresh_token);
-    assert_eq!(
-        h.manager
-            .session_stats()
-            .await
-            .expect("stats")
-            .sessions_refreshed,
-        2
-    );
+    assert_eq!(h.stats().await.sessions_refreshed, 2);
 }
 
 #[tokio::test]
 async fn replaying_a_rotated_refresh_token_revokes_the_session() {
     let h = Harness::new().await;
     let first = h.login().await;
-    let second = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
-        .await
-        .expect("refreshed");
+    let second = h.refresh(&first.refresh_token).await.expect("refreshed");
     // Past the grace window, the old token is a stolen one.
     h.clock.advance(11);
-    let err = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
-        .await
-        .expect_err("replay");
+    let err = h.refresh(&first.refresh_token).await.expect_err("replay");
     assert_eq!(err.kind(), ErrorKind::Token);
     for token in [first.access_token.expose(), second.access_token.expose()] {
         let err = h
@@ -76,13 +55,10 @@ async fn replaying_a_rotated_refresh_token_revokes_the_session() {
         assert_eq!(err.kind(), ErrorKind::Token);
     }
     assert!(
-        h.manager
-            .refresh_session(second.refresh_token.expose())
-            .await
-            .is_err(),
+        h.refresh(&second.refresh_token).await.is_err(),
         "the legitimate successor dies with the session"
     );
-    let stats = h.manager.session_stats().await.expect("stats");
+    let stats = h.stats().await;
     assert_eq!(stats.refresh_reuse_detected, 1);
     assert_eq!(stats.active_sessions, 0);
 }
@@ -91,50 +67,31 @@ async fn replaying_a_rotated_refresh_token_revokes_the_session() {
 async fn replaying_an_older_token_revokes_even_inside_the_grace_window() {
     let h = Harness::new().await;
     let first = h.login().await;
-    let second = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
-        .await
-        .expect("refreshed");
-    h.manager
-        .refresh_session(second.refresh_token.expose())
+    let second = h.refresh(&first.refresh_token).await.expect("refreshed");
+    h.refresh(&second.refresh_token)
         .await
         .expect("refreshed again");
     let err = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
+        .refresh(&first.refresh_token)
         .await
         .expect_err("two generations old");
     assert_eq!(err.kind(), ErrorKind::Token);
-    assert_eq!(
-        h.manager
-            .session_stats()
-            .await
-            .expect("stats")
-            .active_sessions,
-        0
-    );
+    assert_eq!(h.stats().await.active_sessions, 0);
 }
 
 #[tokio::test]
 async fn the_previous_token_inside_the_grace_window_gets_the_same_successor() {
     let h = Harness::new().await;
     let first = h.login().await;
-    let a = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
-        .await
-        .expect("tab one");
+    let a = h.refresh(&first.refresh_token).await.expect("tab one");
     h.clock.advance(10);
     let b = h
-        .manager
-        .refresh_session(first.refresh_token.expose())
+        .refresh(&first.refresh_token)
         .await
         .expect("tab two, inside the window");
     assert_eq!(a.refresh_token, b.refresh_token);
     assert_eq!(a.access_token, b.access_token);
-    h.manager
-        .refresh_session(b.refresh_token.expose())
+    h.refresh(&b.refresh_token)
         .await
         .expect("the shared successor is live");
 }
@@ -143,24 +100,9 @@ async fn the_previous_token_inside_the_grace_window_gets_the_same_successor() {
 async fn with_the_grace_window_disabled_any_second_presentation_revokes() {
     let h = Harness::with(common::keys(), lifetimes_with_grace(0)).await;
     let first = h.login().await;
-    h.manager
-        .refresh_session(first.refresh_token.expose())
-        .await
-        .expect("refreshed");
-    assert!(
-        h.manager
-            .refresh_session(first.refresh_token.expose())
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        h.manager
-            .session_stats()
-            .await
-            .expect("stats")
-            .active_sessions,
-        0
-    );
+    h.refresh(&first.refresh_token).await.expect("refreshed");
+    assert!(h.refresh(&first.refresh_token).await.is_err());
+    assert_eq!(h.stats().await.active_sessions, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -208,10 +150,7 @@ async fn concurrent_refreshes_without_grace_never_leave_two_live_successors() {
     let mut live = 0;
     for task in tasks {
         if let Ok(issued) = task.await.expect("task")
-            && h.manager
-                .validate_session(issued.access_token.expose())
-                .await
-                .is_ok()
+            && h.validate(&issued.access_token).await.is_ok()
         {
             live += 1;
         }
@@ -248,22 +187,13 @@ async fn a_forged_refresh_token_naming_a_victims_session_does_not_harm_it() {
     older[30] ^= 1;
     let older = format!("tsr1_{}", B64.encode(&older));
     assert!(h.manager.refresh_session(&older).await.is_err());
-    h.manager
-        .validate_session(victim.access_token.expose())
+    h.validate(&victim.access_token)
         .await
         .expect("the victim's session is untouched");
-    h.manager
-        .refresh_session(victim.refresh_token.expose())
+    h.refresh(&victim.refresh_token)
         .await
         .expect("and can still refresh");
-    assert_eq!(
-        h.manager
-            .session_stats()
-            .await
-            .expect("stats")
-            .refresh_reuse_detected,
-        0
-    );
+    assert_eq!(h.stats().await.refresh_reuse_detected, 0);
 }
 
 #[tokio::test]
@@ -277,8 +207,7 @@ async fn refreshes_cannot_extend_a_session_past_its_absolute_lifetime() {
     for day in [3, 6, 9] {
         h.clock.advance(3 * 24 * 3600);
         current = h
-            .manager
-            .refresh_session(current.refresh_token.expose())
+            .refresh(&current.refresh_token)
             .await
             .expect("refresh inside the absolute lifetime");
         assert_eq!(current.refresh_expires_in, (10 - day) * 24 * 3600);
@@ -286,17 +215,11 @@ async fn refreshes_cannot_extend_a_session_past_its_absolute_lifetime() {
     // Day 9: the refresh lifetime is capped by the absolute end at day 10.
     h.clock.advance(24 * 3600);
     let err = h
-        .manager
-        .refresh_session(current.refresh_token.expose())
+        .refresh(&current.refresh_token)
         .await
         .expect_err("past the absolute lifetime");
     assert_eq!(err.kind(), ErrorKind::Token);
-    assert!(
-        h.manager
-            .validate_session(current.access_token.expose())
-            .await
-            .is_err()
-    );
+    assert!(h.validate(&current.access_token).await.is_err());
 }
 
 #[tokio::test]

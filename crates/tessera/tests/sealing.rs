@@ -23,11 +23,7 @@ async fn the_store_holds_no_plaintext_identifiers_or_tokens() {
         .ip_address(parse_ip("198.51.100.77").expect("ip"))
         .user_agent(UserAgent::parse("AgentPlaintextProbe/1.0").expect("ua"));
     let issued = h.manager.create_session(new).await.expect("created");
-    let refreshed = h
-        .manager
-        .refresh_session(issued.refresh_token.expose())
-        .await
-        .expect("refreshed");
+    let refreshed = h.refresh(&issued.refresh_token).await.expect("refreshed");
 
     let dump = h.store.export();
     assert!(!dump.is_empty());
@@ -115,18 +111,12 @@ async fn a_tampered_record_is_treated_as_absent() {
         sealed[index] ^= 0x01;
         replace_sealed(&h.store, &issued.session_id, sealed).await;
         let err = h
-            .manager
-            .validate_session(issued.access_token.expose())
+            .validate(&issued.access_token)
             .await
             .expect_err("tampered record");
         assert_eq!(err.kind(), ErrorKind::Token, "byte {index}");
     }
-    assert!(
-        h.manager
-            .refresh_session(issued.refresh_token.expose())
-            .await
-            .is_err()
-    );
+    assert!(h.refresh(&issued.refresh_token).await.is_err());
     assert!(
         h.manager
             .user_sessions(&h.user)
@@ -150,13 +140,11 @@ async fn a_record_swapped_onto_another_session_fails_to_open() {
         .sealed;
     replace_sealed(&h.store, &b.session_id, a_sealed).await;
     let err = h
-        .manager
-        .validate_session(b.access_token.expose())
+        .validate(&b.access_token)
         .await
         .expect_err("swapped record");
     assert_eq!(err.kind(), ErrorKind::Token);
-    h.manager
-        .validate_session(a.access_token.expose())
+    h.validate(&a.access_token)
         .await
         .expect("the original is untouched");
 }

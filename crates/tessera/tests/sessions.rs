@@ -24,11 +24,7 @@ async fn a_created_session_validates_and_reports_its_user() {
     assert_eq!(issued.user.role.as_str(), "member");
     assert!(issued.user.permissions.contains(&"write:*".to_owned()));
 
-    let info = h
-        .manager
-        .validate_session(issued.access_token.expose())
-        .await
-        .expect("valid");
+    let info = h.validate(&issued.access_token).await.expect("valid");
     assert_eq!(info.session_id, issued.session_id);
     assert_eq!(info.user.org_id, h.org);
     assert_eq!(
@@ -169,14 +165,12 @@ async fn a_destroyed_session_rejects_its_tokens_at_the_next_call() {
         .await
         .expect("destroyed");
     let err = h
-        .manager
-        .validate_session(issued.access_token.expose())
+        .validate(&issued.access_token)
         .await
         .expect_err("access token dead");
     assert_eq!(err.kind(), ErrorKind::Token);
     let err = h
-        .manager
-        .refresh_session(issued.refresh_token.expose())
+        .refresh(&issued.refresh_token)
         .await
         .expect_err("refresh token dead");
     assert_eq!(err.kind(), ErrorKind::Token);
@@ -196,12 +190,7 @@ async fn a_session_revoked_by_id_is_rejected_and_a_second_revocation_is_not_foun
         .destroy_session_by_id(&issued.session_id)
         .await
         .expect("revoked");
-    assert!(
-        h.manager
-            .validate_session(issued.access_token.expose())
-            .await
-            .is_err()
-    );
+    assert!(h.validate(&issued.access_token).await.is_err());
     let err = h
         .manager
         .destroy_session_by_id(&issued.session_id)
@@ -234,12 +223,7 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
         3
     );
     for issued in &mine {
-        assert!(
-            h.manager
-                .validate_session(issued.access_token.expose())
-                .await
-                .is_err()
-        );
+        assert!(h.validate(&issued.access_token).await.is_err());
     }
     assert!(
         h.manager
@@ -248,12 +232,7 @@ async fn log_out_everywhere_ends_every_session_of_the_user_only() {
             .expect("listed")
             .is_empty()
     );
-    assert!(
-        h.manager
-            .validate_session(theirs.access_token.expose())
-            .await
-            .is_ok()
-    );
+    assert!(h.validate(&theirs.access_token).await.is_ok());
     assert_eq!(
         h.manager.destroy_user_sessions(&h.user).await.expect("ok"),
         0
@@ -329,7 +308,7 @@ async fn expired_sessions_are_rejected_then_cleaned_up_and_counted() {
     h.clock.advance(3 * 24 * 3600);
     let late = h.login().await;
 
-    let stats = h.manager.session_stats().await.expect("stats");
+    let stats = h.stats().await;
     assert_eq!(stats.active_sessions, 2);
     assert_eq!(stats.active_by_org.get(&h.org), Some(&2));
     assert_eq!(stats.sessions_created, 2);
@@ -337,36 +316,20 @@ async fn expired_sessions_are_rejected_then_cleaned_up_and_counted() {
 
     // Past the first session's refresh lifetime (7 d), before the second's.
     h.clock.advance(5 * 24 * 3600);
-    let err = h
-        .manager
-        .refresh_session(early.refresh_token.expose())
-        .await
-        .expect_err("expired");
+    let err = h.refresh(&early.refresh_token).await.expect_err("expired");
     assert_eq!(err.kind(), ErrorKind::Token);
-    assert_eq!(
-        h.manager
-            .session_stats()
-            .await
-            .expect("stats")
-            .active_sessions,
-        1
-    );
+    assert_eq!(h.stats().await.active_sessions, 1);
 
     assert_eq!(
         h.manager.cleanup_expired_sessions().await.expect("cleanup"),
         1
     );
     assert_eq!(h.store.len(), 1);
-    let stats = h.manager.session_stats().await.expect("stats");
+    let stats = h.stats().await;
     assert_eq!(stats.sessions_expired, 1);
     assert_eq!(stats.last_cleanup, Some(START + 8 * 24 * 3600));
     assert_eq!(stats.last_cleanup_removed, 1);
-    assert!(
-        h.manager
-            .refresh_session(late.refresh_token.expose())
-            .await
-            .is_ok()
-    );
+    assert!(h.refresh(&late.refresh_token).await.is_ok());
 }
 
 #[tokio::test]

@@ -214,16 +214,12 @@ async fn refresh_and_access_tokens_cannot_stand_in_for_each_other() {
     let issued = h.login().await;
     assert_token_error(&h, issued.refresh_token.expose(), "refresh token as bearer").await;
     let err = h
-        .manager
-        .refresh_session(issued.access_token.expose())
+        .refresh(&issued.access_token)
         .await
         .expect_err("access token at refresh");
     assert_eq!(err.kind(), ErrorKind::Token);
     assert!(
-        h.manager
-            .validate_session(issued.access_token.expose())
-            .await
-            .is_ok(),
+        h.validate(&issued.access_token).await.is_ok(),
         "a wrong-type attempt harms nothing"
     );
 }

@@ -78,6 +78,21 @@ impl Harness {
         NewSession::new(self.user, self.org)
     }
 
+    /// `refresh_session` on this harness's manager.
+    pub async fn refresh(&self, token: &tessera::Token) -> tessera::Result<tessera::IssuedTokens> {
+        self.manager.refresh_session(token.expose()).await
+    }
+
+    /// `validate_session` on this harness's manager.
+    pub async fn validate(&self, token: &tessera::Token) -> tessera::Result<tessera::SessionInfo> {
+        self.manager.validate_session(token.expose()).await
+    }
+
+    /// The manager's statistics.
+    pub async fn stats(&self) -> tessera::SessionStats {
+        self.manager.session_stats().await.expect("stats")
+    }
+
     pub async fn login(&self) -> tessera::IssuedTokens {
         self.manager
             .create_session(self.new_session())
