@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tessera::SessionStore;
 use tessera::ids::SessionId;
-use tessera::store::{CasOutcome, IndexKey, StoredSession};
+use tessera::store::{CasOutcome, IndexKey, RestoreOutcome, StoredSession};
 use tokio::sync::Barrier;
 
 use crate::{opaque_record, random_bytes, random_key, session, wall_clock_now};
@@ -996,6 +996,256 @@ pub async fn memberships_are_stored_replaced_and_removed(store: Store) {
         0,
         "not sessions"
     );
+}
+
+async fn restore(store: &Store, s: &StoredSession, now: u64) -> RestoreOutcome {
+    store
+        .restore(s.clone(), now)
+        .await
+        .expect("restore must not fail on a healthy store")
+}
+
+/// Restore writes a session that is not there with the version it carries
+/// (insert would reset it to 1), in every index; restoring it again is a
+/// no-op.
+pub async fn restore_writes_a_missing_session_with_its_version(store: Store) {
+    let now = wall_clock_now();
+    let mut s = session(random_key(), random_key(), now + LIVE);
+    s.version = 42;
+    assert_eq!(restore(&store, &s, now).await, RestoreOutcome::Written);
+    let got = store.get(&s.id, now).await.expect("get").expect("restored");
+    assert_same(&got, &s, 42);
+    assert_eq!(
+        ids_of_user(&store, &s.user_key, now).await,
+        BTreeSet::from([s.id])
+    );
+    assert_eq!(
+        ids(&list_all(&store, Some(&s.org_key), 10, now).await),
+        vec![s.id]
+    );
+    let counts = store.count(now).await.expect("count");
+    assert_eq!((counts.total, counts.by_org), (1, vec![(s.org_key, 1)]));
+
+    assert_eq!(
+        restore(&store, &s, now).await,
+        RestoreOutcome::Kept,
+        "restoring the same version again must change nothing"
+    );
+    assert_eq!(store.count(now).await.expect("count").total, 1);
+
+    // The restored version is the one compare-and-swap expects next.
+    assert_eq!(
+        store
+            .compare_and_swap(&s.id, 42, opaque_record(), now + LIVE, now)
+            .await
+            .expect("cas"),
+        CasOutcome::Swapped { version: 43 }
+    );
+}
+
+/// Restore never replaces a live session with an older or equal version of
+/// itself (an old backup must not bring back a rotated-out refresh token);
+/// a higher version replaces it in every index, expiry included.
+pub async fn restore_never_rolls_a_session_back(store: Store) {
+    let now = wall_clock_now();
+    let current = session(random_key(), random_key(), now + LIVE);
+    insert(&store, &current, now).await;
+    for _ in 0..2 {
+        let out = store
+            .compare_and_swap(
+                &current.id,
+                store
+                    .get(&current.id, now)
+                    .await
+                    .expect("get")
+                    .expect("live")
+                    .version,
+                current.sealed.clone(),
+                now + LIVE,
+                now,
+            )
+            .await
+            .expect("cas");
+        assert!(matches!(out, CasOutcome::Swapped { .. }));
+    }
+    // Now at version 3.
+    for version in [1, 2, 3] {
+        let mut old = session(random_key(), random_key(), now + LIVE + 50);
+        old.id = current.id;
+        old.version = version;
+        assert_eq!(
+            restore(&store, &old, now).await,
+            RestoreOutcome::Kept,
+            "version {version} must not replace version 3"
+        );
+    }
+    let got = store
+        .get(&current.id, now)
+        .await
+        .expect("get")
+        .expect("live");
+    assert_eq!(got.version, 3);
+    assert_eq!(got.sealed, current.sealed, "the record must be untouched");
+    assert_eq!(got.expires_at, now + LIVE);
+
+    let mut newer = session(random_key(), random_key(), now + SHORT);
+    newer.id = current.id;
+    newer.version = 9;
+    assert_eq!(restore(&store, &newer, now).await, RestoreOutcome::Written);
+    let got = store
+        .get(&current.id, now)
+        .await
+        .expect("get")
+        .expect("live");
+    assert_same(&got, &newer, 9);
+    assert!(
+        ids_of_user(&store, &current.user_key, now).await.is_empty(),
+        "the replaced session must leave its old user's index"
+    );
+    assert_eq!(
+        ids_of_user(&store, &newer.user_key, now).await,
+        BTreeSet::from([newer.id])
+    );
+    let counts = store.count(now).await.expect("count");
+    assert_eq!((counts.total, counts.by_org), (1, vec![(newer.org_key, 1)]));
+    // The restored expiry is the one that counts.
+    assert!(
+        store
+            .get(&current.id, now + LATER)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert_eq!(
+        store.purge_expired(now + LATER, 10).await.expect("purge"),
+        1
+    );
+}
+
+/// A session that expired since the backup is skipped, and an expired one in
+/// the store does not block a restore over its id.
+pub async fn restore_skips_expired_sessions_and_replaces_expired_ones(store: Store) {
+    let now = wall_clock_now();
+    let gone = session(random_key(), random_key(), now + SHORT);
+    assert_eq!(
+        restore(&store, &gone, now + LATER).await,
+        RestoreOutcome::Expired
+    );
+    assert!(store.get(&gone.id, now).await.expect("get").is_none());
+    assert_eq!(store.count(now).await.expect("count").total, 0);
+
+    let mut old = session(random_key(), random_key(), now + SHORT);
+    old.version = 50;
+    assert_eq!(restore(&store, &old, now).await, RestoreOutcome::Written);
+    let mut back = session(random_key(), random_key(), now + LIVE);
+    back.id = old.id;
+    back.version = 2;
+    assert_eq!(
+        restore(&store, &back, now + LATER).await,
+        RestoreOutcome::Written,
+        "an expired session must not count as a newer version"
+    );
+    let got = store
+        .get(&old.id, now + LATER)
+        .await
+        .expect("get")
+        .expect("live");
+    assert_same(&got, &back, 2);
+    assert!(
+        ids_of_user(&store, &old.user_key, now + LATER)
+            .await
+            .is_empty()
+    );
+}
+
+/// Of concurrent restores of one id at different versions, the highest
+/// version is what stays.
+pub async fn concurrent_restores_keep_the_highest_version(store: Store) {
+    let now = wall_clock_now();
+    let base = session(random_key(), random_key(), now + LIVE);
+    let barrier = Arc::new(Barrier::new(16));
+    let tasks: Vec<_> = (1..=16u64)
+        .map(|version| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            let mut s = base.clone();
+            s.version = version;
+            s.sealed = random_bytes(usize::try_from(version).unwrap_or(1) * 7);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.restore(s, now).await.expect("restore")
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let got = store.get(&base.id, now).await.expect("get").expect("live");
+    assert_eq!(got.version, 16, "the highest version must win");
+    assert_eq!(got.sealed.len(), 16 * 7, "with its own record");
+    assert_eq!(store.count(now).await.expect("count").total, 1);
+}
+
+/// A membership listing visits every membership (at least once) across
+/// pages of any size, and ends; a made-up cursor is an error.
+pub async fn list_memberships_visits_every_membership(store: Store) {
+    let mut want = BTreeMap::new();
+    for _ in 0..23 {
+        let (k, v) = (random_key(), opaque_record());
+        store.put_membership(&k, v.clone()).await.expect("put");
+        want.insert(k, v);
+    }
+    for limit in [1, 5, 23, 1000] {
+        let mut got = BTreeMap::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages < 10_000, "the membership listing must end");
+            let page = store
+                .list_memberships(cursor.as_deref(), limit)
+                .await
+                .expect("list_memberships with a cursor the store returned");
+            assert!(page.memberships.len() <= limit, "at most `limit` a page");
+            got.extend(page.memberships);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "every membership, unchanged (page size {limit})");
+    }
+    for bad in ["not a cursor", "%%%%", &"A".repeat(300)] {
+        assert!(
+            store.list_memberships(Some(bad), 10).await.is_err(),
+            "a made-up cursor {bad:?} must be an error"
+        );
+    }
+}
+
+/// restore_membership writes only where there is no membership, so an old
+/// backup never undoes a role change made since.
+pub async fn restore_membership_never_overwrites(store: Store) {
+    let (k1, k2) = (random_key(), random_key());
+    let (current, old) = (opaque_record(), random_bytes(3));
+    store
+        .put_membership(&k1, current.clone())
+        .await
+        .expect("put");
+    assert!(
+        !store
+            .restore_membership(&k1, old.clone())
+            .await
+            .expect("restore"),
+        "an existing membership must be kept"
+    );
+    assert_eq!(store.get_membership(&k1).await.expect("get"), Some(current));
+    assert!(
+        store
+            .restore_membership(&k2, old.clone())
+            .await
+            .expect("restore")
+    );
+    assert_eq!(store.get_membership(&k2).await.expect("get"), Some(old));
 }
 
 /// A healthy store answers ping.

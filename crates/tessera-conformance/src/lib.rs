@@ -158,6 +158,12 @@ macro_rules! store_tests {
             purge_expired_removes_only_expired_sessions_within_the_limit,
             count_reports_live_sessions_in_all_and_per_org,
             memberships_are_stored_replaced_and_removed,
+            restore_writes_a_missing_session_with_its_version,
+            restore_never_rolls_a_session_back,
+            restore_skips_expired_sessions_and_replaces_expired_ones,
+            concurrent_restores_keep_the_highest_version,
+            list_memberships_visits_every_membership,
+            restore_membership_never_overwrites,
             ping_answers,
         }
     };

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tessera::ids::SessionId;
-use tessera::store::{CasOutcome, IndexKey, Page, SessionCounts, StoredSession};
+use tessera::store::{
+    CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, StoredSession,
+};
 use tessera::{MemoryStore, SessionStore, StoreError};
 use tessera_conformance::cases;
 
@@ -16,6 +18,8 @@ enum Bug {
     SwapIgnoresVersion,
     RemoveKeepsUserIndex,
     PurgeIgnoresLimit,
+    RestoreIgnoresVersion,
+    RestoreMembershipOverwrites,
 }
 
 #[derive(Debug)]
@@ -109,6 +113,30 @@ impl SessionStore for Broken {
     async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError> {
         self.inner.remove_membership(key).await
     }
+    async fn restore(&self, s: StoredSession, now: u64) -> Result<RestoreOutcome, StoreError> {
+        if self.bug == Bug::RestoreIgnoresVersion && s.expires_at > now {
+            self.inner.remove(&s.id).await?;
+        }
+        self.inner.restore(s, now).await
+    }
+    async fn list_memberships(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MembershipPage, StoreError> {
+        self.inner.list_memberships(cursor, limit).await
+    }
+    async fn restore_membership(
+        &self,
+        key: &IndexKey,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        if self.bug == Bug::RestoreMembershipOverwrites {
+            self.inner.put_membership(key, sealed).await?;
+            return Ok(true);
+        }
+        self.inner.restore_membership(key, sealed).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -178,6 +206,26 @@ async fn a_purge_that_ignores_its_limit_fails_the_purge_case() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_rolls_sessions_back_fails_the_restore_case() {
+    assert!(
+        fails(cases::restore_never_rolls_a_session_back(broken(
+            Bug::RestoreIgnoresVersion
+        )))
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_membership_restore_that_overwrites_fails_its_case() {
+    assert!(
+        fails(cases::restore_membership_never_overwrites(broken(
+            Bug::RestoreMembershipOverwrites
+        )))
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unbroken_memory_store_passes_the_same_cases() {
     let ok = || -> Arc<dyn SessionStore> { Arc::new(MemoryStore::new()) };
     assert!(
@@ -185,4 +233,6 @@ async fn the_unbroken_memory_store_passes_the_same_cases() {
             .await
     );
     assert!(!fails(cases::remove_drops_the_session_from_every_index(ok())).await);
+    assert!(!fails(cases::restore_never_rolls_a_session_back(ok())).await);
+    assert!(!fails(cases::restore_membership_never_overwrites(ok())).await);
 }

@@ -19,7 +19,10 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use super::{CasOutcome, IndexKey, Page, SessionCounts, SessionStore, StoredSession};
+use super::{
+    CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
+    StoredSession,
+};
 use crate::error::StoreError;
 use crate::ids::SessionId;
 
@@ -94,7 +97,8 @@ struct State {
     /// Session ids by `expires_at / GRANULE`. Exact: every stored session is
     /// in the bucket of its current expiry, once.
     expiry: BTreeMap<u64, Vec<SessionId>>,
-    memberships: HashMap<IndexKey, Vec<u8>>,
+    /// Ordered, so a membership listing can resume after a key.
+    memberships: BTreeMap<IndexKey, Vec<u8>>,
 }
 
 impl State {
@@ -282,6 +286,23 @@ impl fmt::Debug for MemoryStore {
             .field("sessions", &self.len())
             .finish()
     }
+}
+
+/// A membership cursor: the last key of the page, in hex.
+fn key_cursor(key: &IndexKey) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_key_cursor(cursor: &str) -> Result<IndexKey, StoreError> {
+    let bad = || StoreError::new("the cursor is not valid");
+    if cursor.len() != 32 || !cursor.is_ascii() {
+        return Err(bad());
+    }
+    let mut key = [0u8; 16];
+    for (i, out) in key.iter_mut().enumerate() {
+        *out = u8::from_str_radix(&cursor[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(key)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -528,6 +549,74 @@ impl SessionStore for MemoryStore {
 
     async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError> {
         Ok(self.state.write().memberships.remove(key).is_some())
+    }
+
+    async fn restore(&self, s: StoredSession, now: u64) -> Result<RestoreOutcome, StoreError> {
+        if s.expires_at <= now {
+            return Ok(RestoreOutcome::Expired);
+        }
+        let mut state = self.state.write();
+        if state
+            .live(&s.id, now)
+            .is_some_and(|e| u64::from(e.version) >= s.version)
+        {
+            return Ok(RestoreOutcome::Kept);
+        }
+        state.take(&s.id);
+        state.add(
+            s.id,
+            s.user_key,
+            s.org_key,
+            s.expires_at,
+            s.version,
+            s.sealed.into_boxed_slice(),
+        );
+        Ok(RestoreOutcome::Written)
+    }
+
+    async fn list_memberships(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MembershipPage, StoreError> {
+        let after = match cursor {
+            Some(c) => Some(parse_key_cursor(c)?),
+            None => None,
+        };
+        if limit == 0 {
+            return Ok(MembershipPage::default());
+        }
+        let state = self.state.read();
+        let range = match after {
+            Some(k) => state
+                .memberships
+                .range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
+            None => state.memberships.range::<IndexKey, _>(..),
+        };
+        let memberships: Vec<(IndexKey, Vec<u8>)> =
+            range.take(limit).map(|(k, v)| (*k, v.clone())).collect();
+        let next_cursor = if memberships.len() == limit {
+            memberships.last().map(|(k, _)| key_cursor(k))
+        } else {
+            None
+        };
+        Ok(MembershipPage {
+            memberships,
+            next_cursor,
+        })
+    }
+
+    async fn restore_membership(
+        &self,
+        key: &IndexKey,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state.write();
+        if state.memberships.contains_key(key) {
+            return Ok(false);
+        }
+        state.memberships.insert(*key, sealed);
+        Ok(true)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -76,6 +76,37 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// The outcome of [`SessionStore::restore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreOutcome {
+    /// The session was written with the version it came with: there was no
+    /// live session with its id, or the one there had a lower version.
+    Written,
+    /// A live session with that id and the same or a higher version was
+    /// there; nothing was written.
+    Kept,
+    /// The session had expired by `now`; nothing was written.
+    Expired,
+}
+
+/// A page of [`SessionStore::list_memberships`].
+#[derive(Clone, Default)]
+pub struct MembershipPage {
+    /// Sealed memberships under their keys.
+    pub memberships: Vec<(IndexKey, Vec<u8>)>,
+    /// Where the next page starts, or `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl fmt::Debug for MembershipPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MembershipPage")
+            .field("memberships", &self.memberships.len())
+            .field("next_cursor", &self.next_cursor)
+            .finish()
+    }
+}
+
 /// Live session counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionCounts {
@@ -105,6 +136,10 @@ pub struct SessionCounts {
 /// - **Indexes.** After [`insert`](Self::insert), the session is found through
 ///   its user key until it is removed or expires; after a removal it is found
 ///   through no index.
+/// - **No rollback.** [`restore`](Self::restore) never replaces a live
+///   session with an older version of itself, so a backup can never bring
+///   back a refresh token that has since been rotated out, and restoring the
+///   same backup twice changes nothing the second time.
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Stores a new session with version 1. Must return `Ok(false)` and
@@ -169,6 +204,37 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Removes a membership; `Ok(true)` if there was one.
     async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError>;
+
+    /// Writes a session copied from a backup or from another store, keeping
+    /// its `version` (unlike [`insert`](Self::insert)). Must be atomic and
+    /// must never roll a session back:
+    ///
+    /// - `expires_at` at or before `now`: nothing is written
+    ///   ([`RestoreOutcome::Expired`]);
+    /// - no live session with that id, or one with a lower version: the
+    ///   session is stored as given, in every index, replacing the older one
+    ///   ([`RestoreOutcome::Written`]);
+    /// - a live session with the same or a higher version: nothing is
+    ///   written ([`RestoreOutcome::Kept`]).
+    async fn restore(&self, session: StoredSession, now: u64)
+    -> Result<RestoreOutcome, StoreError>;
+
+    /// A page of at most `limit` memberships. `cursor` is a value a previous
+    /// page returned as `next_cursor`. Every membership that exists through
+    /// the whole listing must appear at least once (a store may repeat one:
+    /// writing a membership again is harmless); the listing must end.
+    async fn list_memberships(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MembershipPage, StoreError>;
+
+    /// Stores a sealed membership under `key` only if there is none;
+    /// `Ok(true)` if it was written. Atomic: a membership put concurrently
+    /// is never overwritten. Restoring a backup uses it, so an old backup
+    /// never undoes a role change made since.
+    async fn restore_membership(&self, key: &IndexKey, sealed: Vec<u8>)
+    -> Result<bool, StoreError>;
 
     /// Whether the store answers. Used by readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
