@@ -16,7 +16,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, TlsCertificates, Value};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, TlsCertificates, Value};
 use tessera::StoreError;
 
 use crate::url::Target;
@@ -160,6 +161,79 @@ impl Conn {
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.kind, Kind::Cluster(_))
     }
+
+    /// Sends a command that names no key (`SCAN`) to the master that owns
+    /// `slot` on a cluster; to the server otherwise, where `slot` means
+    /// nothing. Naming a master by a slot rather than an address lets the
+    /// cluster client's slot map find it.
+    pub(crate) async fn query_node(&mut self, cmd: &Cmd, slot: u16) -> Result<Value, RedisError> {
+        match &mut self.kind {
+            Kind::Single(_) => cmd.query_async(self).await,
+            Kind::Cluster(c) => {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let route = Route::new(slot, SlotAddr::Master);
+                c.route_command(
+                    cmd.clone(),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                )
+                .await
+            }
+        }
+    }
+
+    /// The masters of a cluster, each named by the lowest slot it owns, in
+    /// ascending order (one `CLUSTER SLOTS`); `[0]` for a single server.
+    pub(crate) async fn masters(&mut self) -> Result<Vec<u16>, StoreError> {
+        if !self.is_cluster() {
+            return Ok(vec![0]);
+        }
+        let slots: Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async(self)
+            .await
+            .map_err(|e| StoreError::with_source("a Redis request failed", e))?;
+        lowest_slots(&slots)
+            .ok_or_else(|| StoreError::new("Redis returned a CLUSTER SLOTS answer it cannot read"))
+    }
+}
+
+/// From a `CLUSTER SLOTS` answer (ranges of `[start, end, [host, port, ..],
+/// replicas..]`), the lowest slot of each master, ascending.
+fn lowest_slots(answer: &Value) -> Option<Vec<u16>> {
+    let Value::Array(ranges) = answer else {
+        return None;
+    };
+    let mut lowest = std::collections::HashMap::<(Vec<u8>, i64), u16>::new();
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            return None;
+        };
+        let [
+            Value::Int(start),
+            Value::Int(_end),
+            Value::Array(master),
+            ..,
+        ] = fields.as_slice()
+        else {
+            return None;
+        };
+        let [host, Value::Int(port), ..] = master.as_slice() else {
+            return None;
+        };
+        let host = match host {
+            Value::BulkString(b) => b.clone(),
+            Value::SimpleString(s) => s.clone().into_bytes(),
+            _ => return None,
+        };
+        let start = u16::try_from(*start).ok().filter(|s| *s < 16384)?;
+        lowest
+            .entry((host, *port))
+            .and_modify(|s| *s = (*s).min(start))
+            .or_insert(start);
+    }
+    let mut out: Vec<u16> = lowest.into_values().collect();
+    out.sort_unstable();
+    Some(out)
 }
 
 impl ConnectionLike for Conn {

@@ -1,4 +1,5 @@
-//! Where things live in Redis: shards, hash tags, key names and list cursors.
+//! Where things live in Redis: shards, hash tags, key names and the cursors
+//! of session and membership listings.
 //!
 //! Sessions are spread over [`SHARDS`] shards by their id. Every key of a
 //! shard carries the shard's hash tag, so in a cluster they share one slot
@@ -39,6 +40,23 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
+}
+
+/// The 16 bytes that [`hex`] wrote as 32 lowercase hex digits.
+fn unhex(s: &[u8]) -> Option<IndexKey> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 /// Key names under one prefix.
@@ -94,6 +112,32 @@ impl Layout {
         format!("{}m:{}", self.prefix, hex(key))
     }
 
+    /// The `SCAN MATCH` pattern of this prefix's memberships: the prefix
+    /// with glob characters escaped, `m:`, then exactly 32 characters, so
+    /// neither another deployment whose prefix extends this one nor a key of
+    /// another kind matches.
+    pub(crate) fn membership_pattern(&self) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 40);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push_str("m:");
+        out.push_str(&"?".repeat(32));
+        out
+    }
+
+    /// The key of a membership from its key name, or `None` if the name is
+    /// not one [`membership`](Self::membership) makes.
+    pub(crate) fn membership_key(&self, name: &[u8]) -> Option<IndexKey> {
+        let rest = name
+            .strip_prefix(self.prefix.as_bytes())?
+            .strip_prefix(b"m:")?;
+        unhex(rest)
+    }
+
     /// A rate limiter's state for one (already opaque) key.
     pub(crate) fn rate_limit(&self, key: &[u8]) -> String {
         format!("{}rl:{}", self.prefix, hex(key))
@@ -139,6 +183,92 @@ impl Cursor {
             _ => return None,
         };
         Some(Self { shard, after })
+    }
+}
+
+/// Where a membership listing resumes.
+///
+/// Memberships have no hash tag, so they are found with `SCAN`, server by
+/// server. A cluster's masters are visited in the order of the lowest slot
+/// each owns, and a master is named by that slot rather than by its
+/// address, so requests follow the client's slot map; a standalone server
+/// is node 0. `SCAN` may return more keys than the page has room for: the
+/// rest travel in the cursor (`pending`) and open the next page, so no key
+/// `SCAN` returned is dropped and the scan itself is never repeated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MembershipCursor {
+    /// The lowest slot of the master being scanned, or `None` once every
+    /// server has been scanned to the end.
+    pub(crate) node: Option<u16>,
+    /// The `SCAN` cursor to send that server next (0 at its start).
+    pub(crate) scan: u64,
+    /// Keys `SCAN` returned that no page has carried yet, next first.
+    pub(crate) pending: Vec<IndexKey>,
+}
+
+const MEMBERSHIP_CURSOR_VERSION: u8 = 1;
+
+/// More keys than one page's `SCAN` calls can leave over; a longer cursor is
+/// not one this store made.
+pub(crate) const MAX_PENDING: usize = 4096;
+
+/// `node` in an encoded cursor when every server is done.
+const NO_NODE: u16 = u16::MAX;
+
+impl MembershipCursor {
+    /// The start of a listing on the master that owns `node`.
+    pub(crate) fn start(node: Option<u16>) -> Self {
+        Self {
+            node,
+            scan: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Version byte, node (u16, big-endian), `SCAN` cursor (u64,
+    /// big-endian), then 16 bytes per pending key; base64url.
+    pub(crate) fn encode(&self) -> String {
+        let mut raw = Vec::with_capacity(11 + 16 * self.pending.len());
+        raw.push(MEMBERSHIP_CURSOR_VERSION);
+        raw.extend_from_slice(&self.node.unwrap_or(NO_NODE).to_be_bytes());
+        raw.extend_from_slice(&self.scan.to_be_bytes());
+        for k in &self.pending {
+            raw.extend_from_slice(k);
+        }
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    pub(crate) fn decode(s: &str) -> Option<Self> {
+        if s.len() > (11 + 16 * MAX_PENDING).div_ceil(3) * 4 {
+            return None;
+        }
+        let raw = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let (&version, rest) = raw.split_first()?;
+        let (node, rest) = rest.split_first_chunk::<2>()?;
+        let (scan, rest) = rest.split_first_chunk::<8>()?;
+        if version != MEMBERSHIP_CURSOR_VERSION || !rest.len().is_multiple_of(16) {
+            return None;
+        }
+        let node = match u16::from_be_bytes(*node) {
+            NO_NODE => None,
+            // 16384 slots in a cluster.
+            n if n < 16384 => Some(n),
+            _ => return None,
+        };
+        let scan = u64::from_be_bytes(*scan);
+        let pending: Vec<IndexKey> = rest
+            .chunks_exact(16)
+            .map(|k| k.try_into().ok())
+            .collect::<Option<_>>()?;
+        // A finished listing has nothing left to scan: only pending keys.
+        if node.is_none() && (scan != 0 || pending.is_empty()) {
+            return None;
+        }
+        Some(Self {
+            node,
+            scan,
+            pending,
+        })
     }
 }
 
@@ -241,6 +371,72 @@ mod tests {
         }
         for bad in ["", "AQ", "AhA", "not base64!", "AR8", &"A".repeat(100)] {
             assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn membership_cursors_round_trip_and_reject_anything_else() {
+        for c in [
+            MembershipCursor::start(Some(0)),
+            MembershipCursor {
+                node: Some(10923),
+                scan: u64::MAX,
+                pending: vec![[1; 16], [0xfe; 16]],
+            },
+            MembershipCursor {
+                node: None,
+                scan: 0,
+                pending: vec![[9; 16]],
+            },
+        ] {
+            assert_eq!(MembershipCursor::decode(&c.encode()), Some(c));
+        }
+        let finished_with_nothing_left = MembershipCursor::start(None).encode();
+        let too_long = MembershipCursor {
+            node: Some(0),
+            scan: 0,
+            pending: vec![[0; 16]; MAX_PENDING + 1],
+        }
+        .encode();
+        for bad in [
+            "",
+            "not a cursor",
+            "%%%%",
+            &"A".repeat(300),
+            // A list cursor is not a membership cursor.
+            &Cursor {
+                shard: 0,
+                after: None,
+            }
+            .encode(),
+            &finished_with_nothing_left,
+            &too_long,
+        ] {
+            assert_eq!(MembershipCursor::decode(bad), None, "{bad}");
+        }
+        // Slot 16384 does not exist.
+        let mut raw = vec![MEMBERSHIP_CURSOR_VERSION, 0x40, 0x00];
+        raw.extend_from_slice(&[0; 8]);
+        assert_eq!(MembershipCursor::decode(&URL_SAFE_NO_PAD.encode(raw)), None);
+    }
+
+    #[test]
+    fn membership_names_parse_back_and_the_pattern_is_escaped() {
+        let layout = Layout::new("a*b?[c]\\:");
+        let key = [0x5a; 16];
+        let name = layout.membership(&key);
+        assert_eq!(layout.membership_key(name.as_bytes()), Some(key));
+        assert_eq!(
+            layout.membership_pattern(),
+            format!("a\\*b\\?\\[c\\]\\\\:m:{}", "?".repeat(32))
+        );
+        for other in [
+            "a*b?[c]\\:m:5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A",
+            "a*b?[c]\\:m:5a5a",
+            "a*b?[c]\\:rl:5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+            "other:m:5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a",
+        ] {
+            assert_eq!(layout.membership_key(other.as_bytes()), None, "{other}");
         }
     }
 

@@ -63,6 +63,16 @@
 //! slot. Redis 7.0 or later is required (the scripts use `EXPIREAT` with
 //! `NX` and `GT`).
 //!
+//! Memberships have no tag and no index: `list_memberships` (for backups)
+//! walks them with `SCAN MATCH` on every server, master by master on a
+//! cluster, and fetches each page with one `MGET` (split by slot on a
+//! cluster). `SCAN` returns every key that exists throughout, perhaps twice,
+//! which is the contract's at-least-once; the keys one `SCAN` returns beyond
+//! a page travel in the cursor, so none is lost between pages.
+//! `restore_membership` is `SET NX`. `restore` is one shard script, like
+//! `insert`, that keeps the version it is given and writes only over a
+//! missing, expired or older record.
+//!
 //! The shard tags were chosen to land in 16 evenly spaced slots, so a
 //! cluster with evenly split slot ranges spreads the shards evenly; with
 //! more than 16 masters some masters hold no sessions (memberships and rate

@@ -9,10 +9,13 @@ use futures_util::future::try_join_all;
 use redis::{RedisError, Script, Value};
 use tessera::StoreError;
 use tessera::ids::SessionId;
-use tessera::store::{CasOutcome, IndexKey, Page, SessionCounts, SessionStore, StoredSession};
+use tessera::store::{
+    CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
+    StoredSession,
+};
 
 use crate::conn::{Conn, Timeouts};
-use crate::layout::{Cursor, Layout, SHARDS, lex_bounds, shard_of};
+use crate::layout::{Cursor, Layout, MAX_PENDING, MembershipCursor, SHARDS, lex_bounds, shard_of};
 use crate::limit::RedisRateLimiter;
 
 macro_rules! shard_script {
@@ -34,10 +37,22 @@ static REMOVE_USER: LazyLock<Script> = shard_script!("remove_user.lua");
 static PURGE: LazyLock<Script> = shard_script!("purge.lua");
 static COUNT: LazyLock<Script> = shard_script!("count.lua");
 static LIST: LazyLock<Script> = shard_script!("list.lua");
+static RESTORE: LazyLock<Script> = shard_script!("restore.lua");
 
 /// The most index entries one `list` script call scans, so a page over a
 /// shard full of expired entries cannot hold the server for long.
 const LIST_SCAN_BUDGET: usize = 1024;
+
+/// The `COUNT` of a membership `SCAN`: the page size, within these bounds.
+/// At least 100 so a page does not crawl through a keyspace of mostly
+/// session keys ten buckets at a time; at most 512 so what one `SCAN`
+/// returns beyond the page fits a cursor ([`MAX_PENDING`]).
+const MEMBERSHIP_SCAN_COUNT: (usize, usize) = (100, 512);
+
+/// The most `SCAN` calls one `list_memberships` page makes. Over a large
+/// keyspace with few memberships a page may come back short (even empty)
+/// with a cursor, rather than hold the caller for a whole pass.
+const MEMBERSHIP_SCANS_PER_PAGE: usize = 16;
 
 /// How a [`RedisStore`] connects and names its keys.
 #[derive(Clone)]
@@ -507,6 +522,157 @@ impl SessionStore for RedisStore {
             .await
             .map_err(request_error)?;
         Ok(n == 1)
+    }
+
+    /// One script in the session's shard, like insert. `expires_at` is
+    /// checked against `now` here first, and the script checks it again on
+    /// the server's clock so that no record is written with a TTL already
+    /// past.
+    async fn restore(&self, s: StoredSession, now: u64) -> Result<RestoreOutcome, StoreError> {
+        if s.expires_at <= now {
+            return Ok(RestoreOutcome::Expired);
+        }
+        // HINCRBY, which compare-and-swap uses, works on signed 64 bits.
+        if s.version == 0 || i64::try_from(s.version).is_err() {
+            return Err(StoreError::new(
+                "a restored session's version must be between 1 and 2^63 - 1",
+            ));
+        }
+        let shard = shard_of(&s.id);
+        let out: i64 = RESTORE
+            .key(self.layout.record(&s.id))
+            .arg(self.layout.base(shard))
+            .arg(s.id.as_bytes())
+            .arg(&s.user_key)
+            .arg(&s.org_key)
+            .arg(s.expires_at)
+            .arg(s.sealed)
+            .arg(now)
+            .arg(s.version)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)?;
+        match out {
+            1 => Ok(RestoreOutcome::Written),
+            0 => Ok(RestoreOutcome::Kept),
+            -1 => Ok(RestoreOutcome::Expired),
+            _ => Err(malformed()),
+        }
+    }
+
+    /// `SCAN` server by server (on a cluster, master by master, in the order
+    /// of their lowest slots), then one `MGET` of the page's keys, which the
+    /// cluster client splits by slot. A key deleted between the two is left
+    /// out. `SCAN` returns every key that exists through the whole scan,
+    /// perhaps more than once, which is the contract's at-least-once.
+    async fn list_memberships(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MembershipPage, StoreError> {
+        let resumed = cursor
+            .map(|c| {
+                MembershipCursor::decode(c)
+                    .ok_or_else(|| StoreError::new("the membership cursor is not valid"))
+            })
+            .transpose()?;
+        if limit == 0 {
+            return Ok(MembershipPage::default());
+        }
+        let mut conn = self.conn.clone();
+        // The masters, asked for at most once a page, when a page starts or
+        // moves to the next master.
+        let mut masters: Option<Vec<u16>> = None;
+        let mut at = match resumed {
+            Some(c) => c,
+            None => {
+                let all = conn.masters().await?;
+                let first = all.first().copied();
+                masters = Some(all);
+                MembershipCursor::start(first)
+            }
+        };
+        let pattern = self.layout.membership_pattern();
+        let count = limit.clamp(MEMBERSHIP_SCAN_COUNT.0, MEMBERSHIP_SCAN_COUNT.1);
+        let mut pending = std::collections::VecDeque::from(std::mem::take(&mut at.pending));
+        let mut keys = Vec::new();
+        let mut scans = 0;
+        loop {
+            let room = limit - keys.len();
+            keys.extend(pending.drain(..room.min(pending.len())));
+            if keys.len() == limit || scans == MEMBERSHIP_SCANS_PER_PAGE {
+                break;
+            }
+            let Some(node) = at.node else { break };
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(at.scan)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(count);
+            let answer = conn.query_node(&scan, node).await.map_err(request_error)?;
+            scans += 1;
+            let (next, names): (u64, Vec<Vec<u8>>) =
+                redis::from_redis_value(answer).map_err(|_| malformed())?;
+            pending.extend(names.iter().filter_map(|n| self.layout.membership_key(n)));
+            at.scan = next;
+            if next == 0 {
+                if masters.is_none() {
+                    masters = Some(conn.masters().await?);
+                }
+                let later = masters.iter().flatten().find(|&&m| m > node);
+                at.node = later.copied();
+            }
+        }
+        if pending.len() > MAX_PENDING {
+            // SCAN returns about COUNT keys, far fewer than this.
+            return Err(StoreError::new(
+                "Redis SCAN returned more keys than a membership cursor can carry",
+            ));
+        }
+        at.pending = pending.into();
+        let next_cursor = (at.node.is_some() || !at.pending.is_empty()).then(|| at.encode());
+        if keys.is_empty() {
+            return Ok(MembershipPage {
+                memberships: Vec::new(),
+                next_cursor,
+            });
+        }
+        let names: Vec<String> = keys.iter().map(|k| self.layout.membership(k)).collect();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut conn)
+            .await
+            .map_err(request_error)?;
+        if values.len() != keys.len() {
+            return Err(malformed());
+        }
+        let memberships = keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+        Ok(MembershipPage {
+            memberships,
+            next_cursor,
+        })
+    }
+
+    /// `SET NX`: one command, so a concurrent `put_membership` either came
+    /// first (and stays) or overwrites this one.
+    async fn restore_membership(
+        &self,
+        key: &IndexKey,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.layout.membership(key))
+            .arg(sealed)
+            .arg("NX")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(request_error)?;
+        Ok(set.is_some())
     }
 
     /// `PING`; on a cluster, every master must answer.
