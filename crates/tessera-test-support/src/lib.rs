@@ -1,8 +1,10 @@
 //! Real Redis for Tessera's tests: standalone `redis-server` processes and a
 //! three-master Redis Cluster, each on free loopback ports, started by the
-//! test that uses them. The store tests (`tessera-redis`) and the service
-//! tests (`tessera-server`) both use it, so a fix to how servers start, wait
-//! or stop lands in one place.
+//! test that uses them; and private PostgreSQL servers ([`PostgresServer`])
+//! for tests that stop and start their database. The store tests
+//! (`tessera-redis`, `tessera-postgres`) and the service tests
+//! (`tessera-server`) use it, so a fix to how servers start, wait or stop
+//! lands in one place.
 //!
 //! Only `redis-server` and `redis-cli` are needed. Each server runs under a
 //! small `sh` watchdog that stops it when the test process exits, however
@@ -17,11 +19,15 @@
 //! This crate is for tests only: it panics when a server cannot be started,
 //! which is the right outcome for a test and wrong anywhere else.
 
+mod postgres;
+
 use std::fmt;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub use crate::postgres::PostgresServer;
 
 /// The shell watchdog: runs redis-server with the given arguments, and
 /// stops it when the owning test process is gone. It removes the data

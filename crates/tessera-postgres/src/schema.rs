@@ -1,0 +1,290 @@
+//! The tables, every statement the store sends, and the migrations that
+//! create the tables.
+//!
+//! Statements are built once per store, with the schema (a checked plain
+//! identifier) written into the table names, and prepared once per pooled
+//! connection (`prepare_cached`), so a call sends only Bind and Execute.
+//!
+//! Migrations are numbered. A store applies the ones the database lacks at
+//! start, all in one transaction that first takes a transaction-scoped
+//! advisory lock, so several nodes starting at once apply each migration
+//! exactly once and none sees a half-made schema. A database whose version
+//! is newer than this code knows is refused rather than written to.
+
+use deadpool_postgres::Pool;
+use tessera::StoreError;
+
+/// One schema change, applied in order; never edited once released (add a
+/// new one instead).
+struct Migration {
+    version: i32,
+    description: &'static str,
+    /// SQL with `{s}` where the schema prefix (`"name".` or nothing) goes.
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "sessions, memberships and rate limits",
+    sql: r#"
+CREATE TABLE {s}tessera_sessions (
+    id uuid PRIMARY KEY,
+    user_key bytea NOT NULL CHECK (octet_length(user_key) = 16),
+    org_key bytea NOT NULL CHECK (octet_length(org_key) = 16),
+    expires_at bigint NOT NULL,
+    version bigint NOT NULL,
+    sealed bytea NOT NULL
+);
+-- Sealed records are ciphertext: compressing them only costs time.
+ALTER TABLE {s}tessera_sessions ALTER COLUMN sealed SET STORAGE EXTERNAL;
+CREATE INDEX tessera_sessions_expires_at ON {s}tessera_sessions (expires_at);
+CREATE INDEX tessera_sessions_user_key ON {s}tessera_sessions (user_key);
+CREATE INDEX tessera_sessions_org_key_id ON {s}tessera_sessions (org_key, id);
+CREATE TABLE {s}tessera_memberships (
+    key bytea PRIMARY KEY CHECK (octet_length(key) = 16),
+    sealed bytea NOT NULL
+);
+ALTER TABLE {s}tessera_memberships ALTER COLUMN sealed SET STORAGE EXTERNAL;
+CREATE TABLE {s}tessera_rate_limits (
+    key bytea PRIMARY KEY,
+    tat_us bigint NOT NULL
+);
+CREATE INDEX tessera_rate_limits_tat_us ON {s}tessera_rate_limits (tat_us);
+"#,
+}];
+
+/// The schema version this code writes and reads.
+pub(crate) const LATEST: i32 = 1;
+
+/// Every statement, with the table names qualified.
+pub(crate) struct Sql {
+    pub(crate) insert: String,
+    pub(crate) get: String,
+    pub(crate) cas: String,
+    pub(crate) remove: String,
+    pub(crate) user_sessions: String,
+    pub(crate) remove_user: String,
+    pub(crate) list_first: String,
+    pub(crate) list_after: String,
+    pub(crate) list_org_first: String,
+    pub(crate) list_org_after: String,
+    pub(crate) purge: String,
+    pub(crate) count: String,
+    pub(crate) put_membership: String,
+    pub(crate) get_membership: String,
+    pub(crate) remove_membership: String,
+    pub(crate) restore: String,
+    pub(crate) list_memberships_first: String,
+    pub(crate) list_memberships_after: String,
+    pub(crate) restore_membership: String,
+    pub(crate) rate_limit: String,
+    migrations_table: String,
+    prefix: String,
+    lock_key: i64,
+}
+
+const COLUMNS: &str = "id, user_key, org_key, expires_at, version, sealed";
+
+impl Sql {
+    pub(crate) fn new(schema: Option<&str>) -> Self {
+        let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
+        let sessions = format!("{prefix}tessera_sessions");
+        let memberships = format!("{prefix}tessera_memberships");
+        let limits = format!("{prefix}tessera_rate_limits");
+        let list = |filter: &str| {
+            format!(
+                "SELECT {COLUMNS} FROM {sessions} WHERE {filter} expires_at > $1 ORDER BY id LIMIT $2"
+            )
+        };
+        Self {
+            // A live id is kept; an expired one is replaced, at version 1.
+            insert: format!(
+                "INSERT INTO {sessions} AS s ({COLUMNS}) VALUES ($1, $2, $3, $4, 1, $5) \
+                 ON CONFLICT (id) DO UPDATE SET user_key = EXCLUDED.user_key, \
+                 org_key = EXCLUDED.org_key, expires_at = EXCLUDED.expires_at, version = 1, \
+                 sealed = EXCLUDED.sealed WHERE s.expires_at <= $6 RETURNING 1"
+            ),
+            get: format!("SELECT {COLUMNS} FROM {sessions} WHERE id = $1 AND expires_at > $2"),
+            // One round trip: the update, and the row as the statement's
+            // snapshot saw it, which tells Conflict from Missing when the
+            // update matched nothing.
+            cas: format!(
+                "WITH swapped AS (UPDATE {sessions} SET sealed = $3, expires_at = $4, \
+                 version = version + 1 WHERE id = $1 AND version = $2 AND expires_at > $5 \
+                 RETURNING version) \
+                 SELECT (SELECT version FROM swapped), \
+                 EXISTS (SELECT 1 FROM {sessions} WHERE id = $1 AND expires_at > $5)"
+            ),
+            remove: format!("DELETE FROM {sessions} WHERE id = $1"),
+            user_sessions: format!(
+                "SELECT {COLUMNS} FROM {sessions} WHERE user_key = $1 AND expires_at > $2"
+            ),
+            remove_user: format!(
+                "WITH removed AS (DELETE FROM {sessions} WHERE user_key = $1 \
+                 RETURNING expires_at) \
+                 SELECT count(*) FILTER (WHERE expires_at > $2) FROM removed"
+            ),
+            list_first: list(""),
+            list_after: list("id > $3 AND"),
+            list_org_first: list("org_key = $3 AND"),
+            list_org_after: list("org_key = $3 AND id > $4 AND"),
+            // Through the expiry index, oldest first, so the cost follows
+            // what expired; SKIP LOCKED lets purges on several nodes share
+            // the work instead of queueing. Lapsed rate-limit state (a
+            // lapsed key decides like a missing one) goes in the same trip.
+            purge: format!(
+                "WITH expired AS (DELETE FROM {sessions} WHERE expires_at <= $1 AND id IN \
+                 (SELECT id FROM {sessions} WHERE expires_at <= $1 ORDER BY expires_at \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1), \
+                 lapsed AS (DELETE FROM {limits} WHERE tat_us <= $3 AND key IN \
+                 (SELECT key FROM {limits} WHERE tat_us <= $3 ORDER BY tat_us \
+                 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) \
+                 SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM lapsed)"
+            ),
+            count: format!(
+                "SELECT org_key, count(*) FROM {sessions} WHERE expires_at > $1 GROUP BY org_key"
+            ),
+            put_membership: format!(
+                "INSERT INTO {memberships} (key, sealed) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET sealed = EXCLUDED.sealed"
+            ),
+            get_membership: format!("SELECT sealed FROM {memberships} WHERE key = $1"),
+            remove_membership: format!("DELETE FROM {memberships} WHERE key = $1"),
+            // Written over a missing, expired or older session; a live one
+            // of the same or a higher version is kept. One statement, so
+            // concurrent restores serialize on the row.
+            restore: format!(
+                "INSERT INTO {sessions} AS s ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (id) DO UPDATE SET user_key = EXCLUDED.user_key, \
+                 org_key = EXCLUDED.org_key, expires_at = EXCLUDED.expires_at, \
+                 version = EXCLUDED.version, sealed = EXCLUDED.sealed \
+                 WHERE s.version < EXCLUDED.version OR s.expires_at <= $7 RETURNING 1"
+            ),
+            list_memberships_first: format!(
+                "SELECT key, sealed FROM {memberships} ORDER BY key LIMIT $1"
+            ),
+            list_memberships_after: format!(
+                "SELECT key, sealed FROM {memberships} WHERE key > $2 ORDER BY key LIMIT $1"
+            ),
+            restore_membership: format!(
+                "INSERT INTO {memberships} (key, sealed) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO NOTHING"
+            ),
+            // GCRA in one statement ($2 now, $3 interval, $4 tolerance, all
+            // in microseconds). A new key is always allowed; a known one is
+            // moved on only when allowed (the row is locked either way, so
+            // concurrent checks of one key serialize). When nothing was
+            // written the request was refused, and the arrival time as the
+            // statement's snapshot saw it gives the wait.
+            rate_limit: format!(
+                "WITH decided AS (INSERT INTO {limits} AS l (key, tat_us) \
+                 VALUES ($1, $2::bigint + $3::bigint) \
+                 ON CONFLICT (key) DO UPDATE SET tat_us = GREATEST(l.tat_us, $2) + $3 \
+                 WHERE GREATEST(l.tat_us, $2) - $4::bigint <= $2 RETURNING tat_us) \
+                 SELECT EXISTS (SELECT 1 FROM decided), \
+                 (SELECT tat_us FROM {limits} WHERE key = $1)"
+            ),
+            migrations_table: format!("{prefix}tessera_migrations"),
+            lock_key: lock_key(schema.unwrap_or("")),
+            prefix,
+        }
+    }
+}
+
+/// The advisory lock of a schema's migrations: FNV-1a of a Tessera tag and
+/// the schema name, so migrations of different schemas do not wait for
+/// each other and nothing else is likely to use the same number.
+fn lock_key(schema: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in "tessera-postgres migrations:".bytes().chain(schema.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+fn migration_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::with_source("the PostgreSQL schema migration failed", e)
+}
+
+/// Brings the schema to [`LATEST`], or refuses a newer one. One transaction
+/// under the schema's advisory lock: either every missing migration is
+/// applied and recorded, or none is.
+pub(crate) async fn migrate(
+    pool: &Pool,
+    sql: &Sql,
+    schema: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut client = pool.get().await.map_err(crate::store::pool_error)?;
+    let tx = client.transaction().await.map_err(migration_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&sql.lock_key])
+        .await
+        .map_err(migration_error)?;
+    if let Some(schema) = schema {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .await
+            .map_err(migration_error)?;
+    }
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, description text NOT NULL, \
+         applied_at timestamptz NOT NULL DEFAULT now())",
+        sql.migrations_table
+    ))
+    .await
+    .map_err(migration_error)?;
+    let current: i32 = tx
+        .query_one(
+            &format!(
+                "SELECT coalesce(max(version), 0) FROM {}",
+                sql.migrations_table
+            ),
+            &[],
+        )
+        .await
+        .map_err(migration_error)?
+        .try_get(0)
+        .map_err(migration_error)?;
+    if current > LATEST {
+        return Err(StoreError::new(format!(
+            "the database schema is version {current}, newer than this Tessera knows ({LATEST}); \
+             upgrade Tessera"
+        )));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.batch_execute(&m.sql.replace("{s}", &sql.prefix))
+            .await
+            .map_err(migration_error)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (version, description) VALUES ($1, $2)",
+                sql.migrations_table
+            ),
+            &[&m.version, &m.description],
+        )
+        .await
+        .map_err(migration_error)?;
+    }
+    tx.commit().await.map_err(migration_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_up_to_latest() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i32 + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+    }
+
+    #[test]
+    fn each_schema_has_its_own_lock_and_qualified_tables() {
+        assert_ne!(lock_key("a"), lock_key("b"));
+        assert_eq!(lock_key("a"), lock_key("a"));
+        let sql = Sql::new(Some("t1"));
+        assert!(sql.get.contains("\"t1\".tessera_sessions"));
+        assert!(Sql::new(None).get.contains(" tessera_sessions "));
+    }
+}

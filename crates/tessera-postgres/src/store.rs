@@ -1,0 +1,610 @@
+//! [`PostgresStore`]: the [`SessionStore`] contract over PostgreSQL. The
+//! tables, statements and migrations are in `schema.rs`; what each call
+//! sends is listed in the crate docs.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tessera::StoreError;
+use tessera::ids::SessionId;
+use tessera::store::{
+    CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
+    StoredSession,
+};
+use tokio::sync::OnceCell;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+use crate::config::{PostgresOptions, check_schema, parse_url};
+use crate::limit::PostgresRateLimiter;
+use crate::schema::{LATEST, Sql, migrate};
+
+/// The least time a migration is given, however short the statement
+/// timeout: at start a node may wait for another node's migration.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) fn pool_error(e: PoolError) -> StoreError {
+    StoreError::with_source("could not get a PostgreSQL connection", e)
+}
+
+fn query_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::with_source("a PostgreSQL statement failed", e)
+}
+
+pub(crate) fn malformed() -> StoreError {
+    StoreError::new("PostgreSQL returned data the store did not write")
+}
+
+fn bad_cursor() -> StoreError {
+    StoreError::new("the cursor is not valid")
+}
+
+/// Seconds, versions and microseconds as PostgreSQL `bigint`: values past
+/// `i64::MAX` (centuries away) are clamped.
+pub(crate) fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unbig(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| malformed())
+}
+
+fn key16(row: &Row, i: usize) -> Result<IndexKey, StoreError> {
+    let raw: &[u8] = row.try_get(i).map_err(|_| malformed())?;
+    raw.try_into().map_err(|_| malformed())
+}
+
+/// A row of `id, user_key, org_key, expires_at, version, sealed`.
+fn session(row: &Row) -> Result<StoredSession, StoreError> {
+    let id: uuid::Uuid = row.try_get(0).map_err(|_| malformed())?;
+    Ok(StoredSession {
+        id: SessionId::from_uuid(id),
+        user_key: key16(row, 1)?,
+        org_key: key16(row, 2)?,
+        expires_at: unbig(row.try_get(3).map_err(|_| malformed())?)?,
+        version: unbig(row.try_get(4).map_err(|_| malformed())?)?,
+        sealed: row.try_get(5).map_err(|_| malformed())?,
+    })
+}
+
+fn hex(bytes: &[u8; 16]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cursor is the last key of a page in 32 lowercase hex digits; anything
+/// else was not made by this store.
+fn parse_cursor(cursor: &str) -> Result<[u8; 16], StoreError> {
+    if cursor.len() != 32
+        || !cursor
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(bad_cursor());
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&cursor[2 * i..2 * i + 2], 16).map_err(|_| bad_cursor())?;
+    }
+    Ok(out)
+}
+
+pub(crate) struct Inner {
+    pool: Pool,
+    sql: Sql,
+    schema: Option<String>,
+    statement_timeout: Duration,
+    ssl_mode: &'static str,
+    /// Set once the schema is at [`LATEST`]; until then every call tries
+    /// the migration first (a lazy store whose database was down).
+    migrated: OnceCell<()>,
+}
+
+impl Inner {
+    pub(crate) fn sql(&self) -> &Sql {
+        &self.sql
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.migrated
+            .get_or_try_init(|| async {
+                let bound = self.statement_timeout.max(MIGRATION_TIMEOUT);
+                tokio::time::timeout(
+                    bound,
+                    migrate(&self.pool, &self.sql, self.schema.as_deref()),
+                )
+                .await
+                .map_err(|_| StoreError::new("the PostgreSQL schema migration timed out"))?
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs one store call, after the migration if it has not run yet,
+    /// bounded by the statement timeout (waiting for a connection and
+    /// opening one included).
+    pub(crate) async fn call<T>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.ready().await?;
+        tokio::time::timeout(self.statement_timeout, f)
+            .await
+            .map_err(|_| {
+                StoreError::new("PostgreSQL did not answer within the statement timeout")
+            })?
+    }
+
+    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Runs `sql` (prepared once per connection) and returns its rows.
+    pub(crate) async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(query_error)?;
+        client.query(&statement, params).await.map_err(query_error)
+    }
+
+    /// Like [`query`](Self::query), for statements that return no rows:
+    /// how many rows they changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(query_error)?;
+        client
+            .execute(&statement, params)
+            .await
+            .map_err(query_error)
+    }
+
+    pub(crate) async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, StoreError> {
+        self.query(sql, params)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(malformed)
+    }
+}
+
+/// Sessions and memberships in PostgreSQL. Cheap to clone; clones share
+/// the connection pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = self.inner.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema)
+            .field("sslmode", &self.inner.ssl_mode)
+            .field("pool_size", &status.max_size)
+            .field("connections", &status.size)
+            .field("migrated", &self.inner.migrated.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`,
+    /// with `?sslmode=` `disable`, `prefer` (the default), `require` or
+    /// `verify-full`; see the crate docs) and brings the schema up to date.
+    /// Unless [`PostgresOptions::lazy`], fails if PostgreSQL does not answer
+    /// or the migration fails, including when the database's schema is newer
+    /// than this code. Errors never quote the URL.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        if let Some(schema) = &options.schema {
+            check_schema(schema)?;
+        }
+        if options.pool_size == 0 {
+            return Err(StoreError::new(
+                "the PostgreSQL pool size must be at least 1",
+            ));
+        }
+        let mut target = parse_url(url)?;
+        target.apply(&options);
+        let tls = target.tls(options.tls_root_cert.as_deref())?;
+        let ssl_mode = target.ssl_mode();
+        let manager = Manager::from_config(
+            target.config,
+            tls,
+            ManagerConfig {
+                // A closed connection is dropped when returned; a query on
+                // one that died unnoticed fails once, and the pool replaces
+                // it. Checking with a query on every checkout would add a
+                // round trip to every call.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.statement_timeout))
+            .create_timeout(Some(options.statement_timeout))
+            .recycle_timeout(Some(options.statement_timeout))
+            .build()
+            .map_err(|e| StoreError::with_source("could not set up the PostgreSQL pool", e))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                sql: Sql::new(options.schema.as_deref()),
+                pool,
+                schema: options.schema,
+                statement_timeout: options.statement_timeout,
+                ssl_mode,
+                migrated: OnceCell::new(),
+            }),
+        };
+        if !options.lazy {
+            store.inner.ready().await?;
+        }
+        Ok(store)
+    }
+
+    /// The schema the tables are in, if one was chosen.
+    pub fn schema(&self) -> Option<&str> {
+        self.inner.schema.as_deref()
+    }
+
+    /// The schema version this code creates and reads (the highest
+    /// migration it knows).
+    pub fn schema_version() -> i32 {
+        LATEST
+    }
+
+    /// A rate limiter sharing this store's pool and schema, so limits hold
+    /// across every node that uses the same database.
+    pub fn rate_limiter(&self) -> PostgresRateLimiter {
+        PostgresRateLimiter::new(self.inner.clone())
+    }
+
+    fn page_after(rows: Vec<Row>, limit: usize) -> Result<Page, StoreError> {
+        let sessions = rows.iter().map(session).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if sessions.len() == limit {
+            sessions.last().map(|s| hex(s.id.as_bytes()))
+        } else {
+            None
+        };
+        Ok(Page {
+            sessions,
+            next_cursor,
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    /// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`.
+    async fn insert(&self, s: StoredSession, now: u64) -> Result<bool, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let rows = i
+                .query(
+                    &i.sql.insert,
+                    &[
+                        s.id.as_uuid(),
+                        &s.user_key.as_slice(),
+                        &s.org_key.as_slice(),
+                        &big(s.expires_at),
+                        &s.sealed,
+                        &big(now),
+                    ],
+                )
+                .await?;
+            Ok(!rows.is_empty())
+        })
+        .await
+    }
+
+    /// One `SELECT` by primary key: one round trip.
+    async fn get(&self, id: &SessionId, now: u64) -> Result<Option<StoredSession>, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let rows = i.query(&i.sql.get, &[id.as_uuid(), &big(now)]).await?;
+            rows.first().map(session).transpose()
+        })
+        .await
+    }
+
+    /// One statement: the conditional `UPDATE ... RETURNING version`, and
+    /// whether the row was live, to tell Conflict from Missing.
+    async fn compare_and_swap(
+        &self,
+        id: &SessionId,
+        expected_version: u64,
+        sealed: Vec<u8>,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<CasOutcome, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let row = i
+                .query_one(
+                    &i.sql.cas,
+                    &[
+                        id.as_uuid(),
+                        &big(expected_version),
+                        &sealed,
+                        &big(expires_at),
+                        &big(now),
+                    ],
+                )
+                .await?;
+            let swapped: Option<i64> = row.try_get(0).map_err(|_| malformed())?;
+            let live: bool = row.try_get(1).map_err(|_| malformed())?;
+            Ok(match swapped {
+                Some(v) => CasOutcome::Swapped { version: unbig(v)? },
+                None if live => CasOutcome::Conflict,
+                None => CasOutcome::Missing,
+            })
+        })
+        .await
+    }
+
+    async fn remove(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let i = &self.inner;
+        i.call(async { Ok(i.execute(&i.sql.remove, &[id.as_uuid()]).await? > 0) })
+            .await
+    }
+
+    async fn user_sessions(
+        &self,
+        user_key: &IndexKey,
+        now: u64,
+    ) -> Result<Vec<StoredSession>, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let rows = i
+                .query(&i.sql.user_sessions, &[&user_key.as_slice(), &big(now)])
+                .await?;
+            rows.iter().map(session).collect()
+        })
+        .await
+    }
+
+    /// One `DELETE` through the user-key index: every row of the user
+    /// committed when it starts is removed; a session committed after that
+    /// was inserted after the removal.
+    async fn remove_user_sessions(&self, user_key: &IndexKey, now: u64) -> Result<u64, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let row = i
+                .query_one(&i.sql.remove_user, &[&user_key.as_slice(), &big(now)])
+                .await?;
+            unbig(row.try_get(0).map_err(|_| malformed())?)
+        })
+        .await
+    }
+
+    /// Pages by id (through the primary key), or by `(org_key, id)` with an
+    /// org filter; the cursor is the page's last id.
+    async fn list(
+        &self,
+        org_key: Option<&IndexKey>,
+        cursor: Option<&str>,
+        limit: usize,
+        now: u64,
+    ) -> Result<Page, StoreError> {
+        let after = cursor
+            .map(parse_cursor)
+            .transpose()?
+            .map(uuid::Uuid::from_bytes);
+        if limit == 0 {
+            return Ok(Page::default());
+        }
+        let i = &self.inner;
+        let (now, n) = (big(now), i64::try_from(limit).unwrap_or(i64::MAX));
+        let org = org_key.map(|k| k.as_slice());
+        i.call(async {
+            let rows = match (&org, &after) {
+                (None, None) => i.query(&i.sql.list_first, &[&now, &n]).await?,
+                (None, Some(a)) => i.query(&i.sql.list_after, &[&now, &n, a]).await?,
+                (Some(o), None) => i.query(&i.sql.list_org_first, &[&now, &n, o]).await?,
+                (Some(o), Some(a)) => i.query(&i.sql.list_org_after, &[&now, &n, o, a]).await?,
+            };
+            Self::page_after(rows, limit)
+        })
+        .await
+    }
+
+    /// One statement: the oldest `limit` expired sessions through the
+    /// expiry index, and as many lapsed rate-limit rows.
+    async fn purge_expired(&self, now: u64, limit: usize) -> Result<u64, StoreError> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let i = &self.inner;
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let now_us = big(now.saturating_mul(1_000_000));
+        i.call(async {
+            let row = i.query_one(&i.sql.purge, &[&big(now), &n, &now_us]).await?;
+            unbig(row.try_get(0).map_err(|_| malformed())?)
+        })
+        .await
+    }
+
+    async fn count(&self, now: u64) -> Result<SessionCounts, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let rows = i.query(&i.sql.count, &[&big(now)]).await?;
+            let mut counts = SessionCounts::default();
+            for row in &rows {
+                let n = unbig(row.try_get(1).map_err(|_| malformed())?)?;
+                counts.total += n;
+                counts.by_org.push((key16(row, 0)?, n));
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn put_membership(&self, key: &IndexKey, sealed: Vec<u8>) -> Result<(), StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            i.execute(&i.sql.put_membership, &[&key.as_slice(), &sealed])
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn get_membership(&self, key: &IndexKey) -> Result<Option<Vec<u8>>, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let rows = i.query(&i.sql.get_membership, &[&key.as_slice()]).await?;
+            rows.first()
+                .map(|r| r.try_get(0).map_err(|_| malformed()))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            Ok(i.execute(&i.sql.remove_membership, &[&key.as_slice()])
+                .await?
+                > 0)
+        })
+        .await
+    }
+
+    /// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE older or expired`;
+    /// an already expired session costs no round trip.
+    async fn restore(&self, s: StoredSession, now: u64) -> Result<RestoreOutcome, StoreError> {
+        if s.expires_at <= now {
+            return Ok(RestoreOutcome::Expired);
+        }
+        let i = &self.inner;
+        i.call(async {
+            let rows = i
+                .query(
+                    &i.sql.restore,
+                    &[
+                        s.id.as_uuid(),
+                        &s.user_key.as_slice(),
+                        &s.org_key.as_slice(),
+                        &big(s.expires_at),
+                        &big(s.version),
+                        &s.sealed,
+                        &big(now),
+                    ],
+                )
+                .await?;
+            Ok(if rows.is_empty() {
+                RestoreOutcome::Kept
+            } else {
+                RestoreOutcome::Written
+            })
+        })
+        .await
+    }
+
+    /// Pages by key through the primary key; the cursor is the page's last
+    /// key.
+    async fn list_memberships(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MembershipPage, StoreError> {
+        let after = cursor.map(parse_cursor).transpose()?;
+        if limit == 0 {
+            return Ok(MembershipPage::default());
+        }
+        let i = &self.inner;
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        i.call(async {
+            let rows = match &after {
+                None => i.query(&i.sql.list_memberships_first, &[&n]).await?,
+                Some(a) => {
+                    i.query(&i.sql.list_memberships_after, &[&n, &a.as_slice()])
+                        .await?
+                }
+            };
+            let memberships = rows
+                .iter()
+                .map(|r| Ok((key16(r, 0)?, r.try_get(1).map_err(|_| malformed())?)))
+                .collect::<Result<Vec<(IndexKey, Vec<u8>)>, StoreError>>()?;
+            let next_cursor = if memberships.len() == limit {
+                memberships.last().map(|(k, _)| hex(k))
+            } else {
+                None
+            };
+            Ok(MembershipPage {
+                memberships,
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    /// One `INSERT ... ON CONFLICT DO NOTHING`.
+    async fn restore_membership(
+        &self,
+        key: &IndexKey,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            Ok(
+                i.execute(&i.sql.restore_membership, &[&key.as_slice(), &sealed])
+                    .await?
+                    > 0,
+            )
+        })
+        .await
+    }
+
+    /// `SELECT 1` on a pooled connection, after the migration: ready means
+    /// the schema is in place too.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let i = &self.inner;
+        i.call(async {
+            let client = i.client().await?;
+            client.simple_query("SELECT 1").await.map_err(query_error)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_made_up_ones_are_refused() {
+        let key = [0xab; 16];
+        assert_eq!(parse_cursor(&hex(&key)).ok(), Some(key));
+        for bad in [
+            "",
+            "not a cursor",
+            "%%%%",
+            &"A".repeat(32),
+            &"0".repeat(31),
+            &"g".repeat(32),
+        ] {
+            assert!(parse_cursor(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn big_values_clamp_instead_of_wrapping() {
+        assert_eq!(big(u64::MAX), i64::MAX);
+        assert_eq!(big(7), 7);
+        assert!(unbig(-1).is_err());
+    }
+}
