@@ -1,9 +1,13 @@
 //! The store factory: what `TESSERA_STORE` names becomes a session store and
 //! the rate limiter that goes with it.
 //!
+//! Without `TESSERA_STORE`, `serve` keeps sessions in the embedded store: a
+//! SQLite file under `TESSERA_DATA_DIR` (default `./tessera-data`), locked
+//! by the process that serves from it. `--dev` stays in memory.
+//!
 //! A shared store brings a shared limiter (limits must hold across nodes),
-//! which is why the factory returns both: `memory` pairs the memory store
-//! with a per-process limiter; a `redis://`, `rediss://`,
+//! which is why the factory returns both: `memory` and the embedded store
+//! pair with a per-process limiter (one node owns the file); a `redis://`, `rediss://`,
 //! `redis+cluster://` or `rediss+cluster://` URL pairs the Redis store with
 //! a limiter whose state lives in the same Redis, so several `tessera
 //! serve` nodes share sessions, counts and limits.
@@ -21,6 +25,7 @@ use async_trait::async_trait;
 use tessera::limit::{Decision, MemoryRateLimiter, RateLimiter};
 use tessera::{KeyRing, MemoryStore, SessionStore, StoreError};
 use tessera_redis::{RedisOptions, RedisStore};
+use tessera_sqlite::{DataDir, SqliteOptions, SqliteStore};
 
 use crate::config::ConfigError;
 
@@ -34,11 +39,20 @@ const REDIS_SCHEMES: [&str; 4] = [
     "rediss+cluster://",
 ];
 
+/// The data directory of the embedded store when none is configured,
+/// relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "tessera-data";
+
 /// Which store to use.
 #[derive(Clone, PartialEq, Eq)]
 pub enum StoreSpec {
     /// The in-process memory store: sessions end with the process.
     Memory,
+    /// The embedded SQLite store in this data directory: the default.
+    Embedded {
+        /// The data directory (`TESSERA_DATA_DIR`).
+        dir: PathBuf,
+    },
     /// A Redis server or cluster at this URL.
     Redis {
         /// The URL, which may contain a password: never print it.
@@ -59,6 +73,8 @@ impl StoreSpec {
         let scheme = s.get(..s.find("://").map_or(0, |i| i + 3)).unwrap_or("");
         if s == "memory" {
             Ok(Self::Memory)
+        } else if s == "embedded" {
+            Ok(Self::embedded())
         } else if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(scheme)) {
             Ok(Self::Redis {
                 url: s.to_owned(),
@@ -67,11 +83,36 @@ impl StoreSpec {
             })
         } else {
             Err(ConfigError(
-                "TESSERA_STORE must be `memory` or a redis://, rediss://, redis+cluster:// \
-                 or rediss+cluster:// URL"
+                "TESSERA_STORE must be `embedded`, `memory`, or a redis://, rediss://, \
+                 redis+cluster:// or rediss+cluster:// URL"
                     .to_owned(),
             ))
         }
+    }
+
+    /// The embedded store in the default data directory.
+    pub fn embedded() -> Self {
+        Self::Embedded {
+            dir: PathBuf::from(DEFAULT_DATA_DIR),
+        }
+    }
+
+    /// The embedded store in `dir`. Only the embedded store has a data
+    /// directory, so naming one with another store is a configuration
+    /// error rather than a setting silently ignored.
+    pub fn with_data_dir(self, dir: PathBuf) -> Result<Self, ConfigError> {
+        match self {
+            Self::Embedded { .. } => Ok(Self::Embedded { dir }),
+            _ => Err(ConfigError(
+                "TESSERA_DATA_DIR applies to the embedded store only; unset it or TESSERA_STORE"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Whether sessions on this store outlive the process.
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, Self::Memory)
     }
 
     /// The same store with keys under `prefix` (Redis only; `memory` has no
@@ -118,6 +159,11 @@ impl fmt::Display for StoreSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreSpec::Memory => f.write_str("memory"),
+            StoreSpec::Embedded { dir } => write!(
+                f,
+                "embedded (SQLite file {})",
+                DataDir::database_in(dir).display()
+            ),
             StoreSpec::Redis { url, prefix, ca } => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
                 let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
@@ -148,17 +194,80 @@ pub struct Backend {
     pub limiter: Arc<dyn RateLimiter>,
 }
 
-/// Opens the store `spec` names.
+/// Who opens the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `serve`: the embedded store's data directory is created if needed
+    /// and locked, so a second service on it is refused.
+    Serve,
+    /// A command that works beside a running service (`backup`, `restore`,
+    /// `check-config`): the embedded store is opened without its lock. With
+    /// `create`, a missing data directory or database is made; without, a
+    /// missing database is an error (a backup of nothing is a mistake).
+    Tool {
+        /// Whether a missing database may be created.
+        create: bool,
+    },
+}
+
+/// Opens the store `spec` names, for `serve`.
+pub async fn open(spec: &StoreSpec) -> Result<Backend, ConfigError> {
+    open_for(spec, Access::Serve).await
+}
+
+/// Opens the embedded store in `dir`.
+fn open_embedded(dir: &std::path::Path, access: Access) -> Result<SqliteStore, ConfigError> {
+    let failed = |e: StoreError| ConfigError(format!("the embedded store: {}", error_chain(&e)));
+    let database = DataDir::database_in(dir);
+    match access {
+        Access::Serve => DataDir::lock(dir)
+            .and_then(|d| d.open_store(SqliteOptions::default()))
+            .map_err(failed),
+        Access::Tool { create } => {
+            if !database.exists() {
+                if !create {
+                    return Err(ConfigError(format!(
+                        "there is no embedded database at {}; set TESSERA_DATA_DIR (or \
+                         TESSERA_STORE) as tessera serve has it",
+                        database.display()
+                    )));
+                }
+                // Made as serve would make it, then let go of the lock.
+                drop(DataDir::lock(dir).map_err(failed)?);
+            }
+            SqliteStore::open(&database).map_err(failed)
+        }
+    }
+}
+
+/// An error and its causes on one line: a start-up failure should say why
+/// (a permission denied, a disk full), not only what.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Opens the store `spec` names, for `access`.
 ///
 /// Redis connects lazily: a malformed URL or prefix fails here, but an
 /// unreachable Redis does not, so a node can start while Redis is down,
 /// report 503 on `/readyz` and serve as soon as Redis answers (connections
 /// reconnect by themselves). `tessera check-config` pings the store to catch
 /// an unreachable Redis before deploying.
-pub async fn open(spec: &StoreSpec) -> Result<Backend, ConfigError> {
+pub async fn open_for(spec: &StoreSpec, access: Access) -> Result<Backend, ConfigError> {
     match spec {
         StoreSpec::Memory => Ok(Backend {
             store: Arc::new(MemoryStore::new()),
+            limiter: Arc::new(MemoryRateLimiter::default()),
+        }),
+        StoreSpec::Embedded { dir } => Ok(Backend {
+            store: Arc::new(open_embedded(dir, access)?),
             limiter: Arc::new(MemoryRateLimiter::default()),
         }),
         StoreSpec::Redis { url, prefix, ca } => {

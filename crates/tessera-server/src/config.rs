@@ -11,7 +11,8 @@
 //! |---|---|---|---|
 //! | `TESSERA_CONFIG` | | `--config` | none |
 //! | `TESSERA_LISTEN` | `listen` | `--listen` | `127.0.0.1:8080` |
-//! | `TESSERA_STORE` | `store` | `--store` | `memory` |
+//! | `TESSERA_STORE` | `store` | `--store` | `embedded` (`memory` with `--dev`) |
+//! | `TESSERA_DATA_DIR` | `data_dir` | `--data-dir` | `./tessera-data` (the embedded store's directory) |
 //! | `TESSERA_REDIS_PREFIX` | `redis_prefix` | | `tessera:` (Redis key prefix) |
 //! | `TESSERA_REDIS_CA` | `redis_ca` | | the system's roots (PEM CA file for a `rediss://` store) |
 //! | `TESSERA_API_KEY` | `api_key` | | none (then loopback only) |
@@ -96,10 +97,14 @@ pub struct ServeArgs {
     /// The address to listen on (TESSERA_LISTEN).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// `memory`, or a redis://, rediss://, redis+cluster:// or
-    /// rediss+cluster:// URL (TESSERA_STORE).
+    /// `embedded` (the default), `memory`, or a redis://, rediss://,
+    /// redis+cluster:// or rediss+cluster:// URL (TESSERA_STORE).
     #[arg(long, value_name = "STORE")]
     pub store: Option<String>,
+    /// The embedded store's data directory, default ./tessera-data
+    /// (TESSERA_DATA_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub data_dir: Option<PathBuf>,
     /// A role policy TOML file (TESSERA_POLICY).
     #[arg(long, value_name = "PATH")]
     pub policy: Option<PathBuf>,
@@ -142,6 +147,7 @@ pub struct ServeArgs {
 struct FileConfig {
     listen: Option<String>,
     store: Option<String>,
+    data_dir: Option<PathBuf>,
     redis_prefix: Option<String>,
     redis_ca: Option<PathBuf>,
     api_key: Option<String>,
@@ -365,9 +371,18 @@ pub fn resolve(
         .store
         .clone()
         .or_else(|| src.var("TESSERA_STORE"))
-        .or_else(|| file.store.clone())
-        .unwrap_or_else(|| "memory".to_owned());
-    let mut store = StoreSpec::parse(&store_text)?;
+        .or_else(|| file.store.clone());
+    let data_dir = src.path(&args.data_dir, "TESSERA_DATA_DIR", &file.data_dir);
+    // Sessions are durable unless asked otherwise; `--dev` has ephemeral
+    // secrets, so its sessions could not outlive it anyway.
+    let mut store = match &store_text {
+        Some(text) => StoreSpec::parse(text)?,
+        None if args.dev && data_dir.is_none() => StoreSpec::Memory,
+        None => StoreSpec::embedded(),
+    };
+    if let Some(dir) = data_dir {
+        store = store.with_data_dir(dir)?;
+    }
     if let Some(prefix) = src
         .var("TESSERA_REDIS_PREFIX")
         .or_else(|| file.redis_prefix.clone())
@@ -691,7 +706,7 @@ mod tests {
     fn defaults_apply_when_only_secrets_are_set() {
         let c = resolve(&ServeArgs::default(), &env(&secrets())).expect("valid");
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.store, StoreSpec::Memory);
+        assert_eq!(c.store, StoreSpec::embedded());
         assert!(c.api_key.is_none());
         assert_eq!(c.lifetimes.access.as_secs(), 86_400);
         assert_eq!(c.lifetimes.refresh.as_secs(), 604_800);
@@ -804,6 +819,51 @@ mod tests {
         let err = resolve(&ServeArgs::default(), &e).expect_err("unknown key");
         assert!(err.0.contains("listn"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn sessions_are_durable_unless_memory_or_dev_is_asked_for() {
+        let store = |vars: &[(&str, &str)], dev: bool| {
+            let mut all = secrets();
+            all.extend_from_slice(vars);
+            let args = ServeArgs {
+                dev,
+                ..ServeArgs::default()
+            };
+            resolve(&args, &env(&all)).map(|c| c.store)
+        };
+        assert_eq!(store(&[], false).expect("default"), StoreSpec::embedded());
+        assert_eq!(
+            store(&[("TESSERA_DATA_DIR", "/var/lib/tessera")], false).expect("dir"),
+            StoreSpec::Embedded {
+                dir: PathBuf::from("/var/lib/tessera")
+            }
+        );
+        assert_eq!(
+            store(&[("TESSERA_STORE", "memory")], false).expect("opt out"),
+            StoreSpec::Memory
+        );
+        assert_eq!(store(&[], true).expect("dev"), StoreSpec::Memory);
+        assert_eq!(
+            store(&[("TESSERA_DATA_DIR", "/tmp/d")], true).expect("dev with a dir"),
+            StoreSpec::Embedded {
+                dir: PathBuf::from("/tmp/d")
+            }
+        );
+        assert_eq!(
+            store(&[("TESSERA_STORE", "embedded")], true).expect("dev, embedded"),
+            StoreSpec::embedded()
+        );
+        for other in ["memory", "redis://127.0.0.1:6379"] {
+            let err = store(
+                &[("TESSERA_STORE", other), ("TESSERA_DATA_DIR", "/d")],
+                false,
+            )
+            .expect_err("a data dir needs the embedded store");
+            assert!(err.0.contains("TESSERA_DATA_DIR"), "{err}");
+        }
+        let shown = StoreSpec::embedded().to_string();
+        assert!(shown.contains("tessera-data/sessions.db"), "{shown}");
     }
 
     #[test]

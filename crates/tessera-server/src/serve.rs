@@ -73,6 +73,12 @@ fn announce(config: &Config, addr: SocketAddr) {
             "DEVELOPMENT MODE: secrets are ephemeral and sessions live in memory; \
              every session is lost when this process stops. Never use --dev in production."
         );
+    } else if !config.store.is_durable() {
+        tracing::warn!(
+            "TESSERA_STORE=memory: sessions and memberships live in this process only and \
+             are lost when it stops or restarts; leave TESSERA_STORE unset for the embedded \
+             durable store"
+        );
     }
     let summary: Vec<String> = config
         .summary()

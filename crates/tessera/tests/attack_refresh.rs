@@ -320,6 +320,27 @@ impl SessionStore for GatedStore {
     async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError> {
         self.inner.remove_membership(key).await
     }
+    async fn restore(
+        &self,
+        s: StoredSession,
+        now: u64,
+    ) -> Result<tessera::store::RestoreOutcome, StoreError> {
+        self.inner.restore(s, now).await
+    }
+    async fn list_memberships(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<tessera::store::MembershipPage, StoreError> {
+        self.inner.list_memberships(cursor, limit).await
+    }
+    async fn restore_membership(
+        &self,
+        key: &IndexKey,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        self.inner.restore_membership(key, sealed).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }

@@ -23,7 +23,9 @@ pub(super) fn run(args: &ServeArgs) -> ExitCode {
         Err(code) => return code,
     };
     let checked = runtime.block_on(async {
-        let backend = backend::open(&config.store).await?;
+        // Beside a running service, without taking its data directory.
+        let backend =
+            backend::open_for(&config.store, backend::Access::Tool { create: true }).await?;
         if backend.store.ping().await.is_err() {
             return Err(config::ConfigError(format!(
                 "TESSERA_STORE: the store ({}) does not answer",

@@ -146,6 +146,30 @@ impl SessionStore for OutageStore {
         self.check()?;
         self.inner.remove_membership(k).await
     }
+    async fn restore(
+        &self,
+        s: StoredSession,
+        now: u64,
+    ) -> Result<tessera::store::RestoreOutcome, StoreError> {
+        self.check()?;
+        self.inner.restore(s, now).await
+    }
+    async fn list_memberships(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<tessera::store::MembershipPage, StoreError> {
+        self.check()?;
+        self.inner.list_memberships(cursor, limit).await
+    }
+    async fn restore_membership(
+        &self,
+        key: &IndexKey,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.restore_membership(key, sealed).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()
     }

@@ -22,6 +22,7 @@ const INHERITED: &[&str] = &[
     "TESSERA_LISTEN",
     "TESSERA_CONFIG",
     "TESSERA_STORE",
+    "TESSERA_DATA_DIR",
     "TESSERA_REDIS_PREFIX",
     "TESSERA_REDIS_CA",
     "TESSERA_POLICY",
@@ -33,13 +34,51 @@ const INHERITED: &[&str] = &[
     "RUST_LOG",
 ];
 
+/// A fresh, empty directory under the system's temporary directory.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-test-{what}-{}-{n}-{:08x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// The binary with `args`, none of the developer's Tessera settings, and
-/// `env`.
+/// `env`. Unless `env` names a store or a data directory, the embedded
+/// store (the default) gets a data directory of its own, so tests running
+/// at once never share one; [`Server`] deletes it when dropped.
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let dir = opens_a_store(args, env).then(|| temp_dir("cmd"));
+    command_in(args, env, dir.as_deref())
+}
+
+/// Whether `tessera ARGS` would open the default embedded store.
+fn opens_a_store(args: &[&str], env: &[(&str, &str)]) -> bool {
+    let opens = matches!(
+        args.first(),
+        Some(&("serve" | "check-config" | "backup" | "restore"))
+    );
+    opens
+        && !names_a_store(env)
+        && !args
+            .iter()
+            .any(|a| a.starts_with("--data-dir") || a.starts_with("--store"))
+}
+
+fn command_in(args: &[&str], env: &[(&str, &str)], data_dir: Option<&std::path::Path>) -> Command {
     let mut c = Command::new(BIN);
     c.args(args);
     for v in INHERITED {
         c.env_remove(v);
+    }
+    if let Some(dir) = data_dir {
+        c.env("TESSERA_DATA_DIR", dir);
     }
     for (k, v) in env {
         c.env(k, v);
@@ -47,9 +86,16 @@ pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     c
 }
 
+fn names_a_store(env: &[(&str, &str)]) -> bool {
+    env.iter()
+        .any(|(k, _)| *k == "TESSERA_STORE" || *k == "TESSERA_DATA_DIR")
+}
+
 /// A running service; killed when dropped if still running.
 pub struct Server {
     child: Child,
+    /// The data directory made for it, deleted on drop.
+    data_dir: Option<std::path::PathBuf>,
     /// `http://` or `https://` and the address it listens on.
     pub url: String,
     logs: Arc<Mutex<Vec<String>>>,
@@ -63,7 +109,8 @@ impl Server {
         if !env.iter().any(|(k, _)| *k == "TESSERA_LISTEN") {
             env.push(("TESSERA_LISTEN", "127.0.0.1:0"));
         }
-        let mut child = command(args, &env)
+        let data_dir = opens_a_store(args, &env).then(|| temp_dir("data"));
+        let mut child = command_in(args, &env, data_dir.as_deref())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -87,7 +134,12 @@ impl Server {
         let url = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("no listening line; logs: {:?}", logs.lock()));
-        Self { child, url, logs }
+        Self {
+            child,
+            data_dir,
+            url,
+            logs,
+        }
     }
 
     pub fn logs(&self) -> String {
@@ -145,5 +197,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
