@@ -86,6 +86,34 @@ fn command_in(args: &[&str], env: &[(&str, &str)], data_dir: Option<&std::path::
     c
 }
 
+/// Runs `tessera ARGS` to its end, killed after `within`: for a start that
+/// must fail. Returns its exit code (`None` if it had to be killed: it did
+/// not refuse) and what it printed to stderr.
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], within: Duration) -> (Option<i32>, String) {
+    let mut child = command(args, env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tessera");
+    let deadline = std::time::Instant::now() + within;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    (code, err)
+}
+
 fn names_a_store(env: &[(&str, &str)]) -> bool {
     env.iter()
         .any(|(k, _)| *k == "TESSERA_STORE" || *k == "TESSERA_DATA_DIR")
@@ -167,6 +195,12 @@ impl Server {
         let mut all = args.to_vec();
         all.extend(["--url", self.url.as_str()]);
         command(&all, env).output().expect("run the cli")
+    }
+
+    /// `kill -9`: the process gets no chance to flush or close anything.
+    pub fn kill_hard(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("wait");
     }
 
     pub fn terminate(&self) {
