@@ -206,6 +206,8 @@ pub struct SealingKey {
     pub(crate) seal_kdf: hmac::Key,
     pub(crate) refresh_mac: hmac::Key,
     pub(crate) index: hmac::Key,
+    /// Authenticates backup files (see [`crate::backup`]).
+    pub(crate) backup_mac: hmac::Key,
     seals: AtomicU64,
     warn_at: u64,
 }
@@ -216,6 +218,8 @@ impl SealingKey {
         let mut aead_key = Zeroizing::new([0u8; 32]);
         let mut refresh_key = Zeroizing::new([0u8; 32]);
         let mut index_key = Zeroizing::new([0u8; 32]);
+        let mut backup_key = Zeroizing::new([0u8; 32]);
+        derive(ikm, "tessera/v1/backup-mac", backup_key.as_mut())?;
         derive(ikm, "tessera/v1/seal", aead_key.as_mut())?;
         derive(ikm, "tessera/v1/refresh-mac", refresh_key.as_mut())?;
         derive(ikm, "tessera/v1/index", index_key.as_mut())?;
@@ -224,6 +228,7 @@ impl SealingKey {
             seal_kdf: hmac::Key::new(hmac::HMAC_SHA256, aead_key.as_ref()),
             refresh_mac: hmac::Key::new(hmac::HMAC_SHA256, refresh_key.as_ref()),
             index: hmac::Key::new(hmac::HMAC_SHA256, index_key.as_ref()),
+            backup_mac: hmac::Key::new(hmac::HMAC_SHA256, backup_key.as_ref()),
             seals: AtomicU64::new(0),
             warn_at: SEAL_WARN_THRESHOLD,
         })

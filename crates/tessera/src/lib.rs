@@ -33,7 +33,9 @@
 //! | [`directory`] | memberships: who has which role in which org |
 //! | [`events`] | lifecycle events for audit trails |
 //! | [`error`] | [`SessionError`] and its kinds |
+//! | [`backup`] | backups of any store, restorable into any store |
 
+pub mod backup;
 pub mod clock;
 pub mod directory;
 pub mod error;

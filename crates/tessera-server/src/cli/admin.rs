@@ -156,7 +156,11 @@ fn plan(command: Command) -> Result<(ClientArgs, Call), String> {
                 },
             )
         }
-        Command::Serve(_) | Command::Keygen(_) | Command::CheckConfig(_) => {
+        Command::Serve(_)
+        | Command::Keygen(_)
+        | Command::CheckConfig(_)
+        | Command::Backup(_)
+        | Command::Restore(_) => {
             return Err("not an admin command".to_owned());
         }
     })

@@ -1,13 +1,15 @@
 //! The `tessera` command line.
 //!
 //! `serve` runs the service (see `main.rs`); the other commands are here:
-//! `keygen`, `check-config`, and admin commands that call a running service
+//! `keygen`, `check-config`, `backup` and `restore` (which open the store
+//! `serve` is configured with), and admin commands that call a running service
 //! with its URL and API key. Output is for people by default and JSON with
 //! `--json`. Exit codes: 0 success, 1 the service refused the request,
 //! 2 usage error, 3 the service could not be reached, 78 the configuration
 //! is not valid.
 
 mod admin;
+mod backup;
 mod check;
 mod keygen;
 
@@ -56,6 +58,39 @@ pub enum Command {
     Members(MembersCommand),
     /// Remove expired sessions now.
     Cleanup(ClientArgs),
+    /// Write every live session and membership of the store `serve` is
+    /// configured with to a backup file (the service may keep running).
+    Backup(BackupArgs),
+    /// Write a backup file into the store `serve` is configured with. Never
+    /// rolls a session back; checks the whole file before writing.
+    Restore(RestoreArgs),
+}
+
+/// Options of `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the backup [default: ./tessera-backup-<unix time>.tbk].
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print a JSON summary, and no progress.
+    #[arg(long)]
+    pub json: bool,
+    /// The store and keys, exactly as `serve` takes them.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Options of `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub file: PathBuf,
+    /// Print a JSON summary, and no progress.
+    #[arg(long)]
+    pub json: bool,
+    /// The store and keys, exactly as `serve` takes them.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 /// Options of `keygen`.
@@ -154,6 +189,8 @@ pub fn run(command: Command) -> ExitCode {
         Command::Serve(_) => ExitCode::from(EXIT_USAGE),
         Command::Keygen(args) => keygen::run(&args),
         Command::CheckConfig(args) => check::run(&args),
+        Command::Backup(args) => backup::run_backup(&args),
+        Command::Restore(args) => backup::run_restore(&args),
         other => admin::run(other),
     }
 }
