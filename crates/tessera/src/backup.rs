@@ -49,8 +49,8 @@ use crate::ids::SessionId;
 use crate::keys::KeyRing;
 use crate::store::{IndexKey, RestoreOutcome, SessionStore, StoredSession};
 
-const MAGIC: &[u8; 15] = b"TESSERA-BACKUP\0";
-const FORMAT: u8 = 1;
+pub(crate) const MAGIC: &[u8; 15] = b"TESSERA-BACKUP\0";
+pub(crate) const FORMAT: u8 = 1;
 const TAG_END: u8 = 0;
 const TAG_SESSION: u8 = 1;
 const TAG_MEMBERSHIP: u8 = 2;
@@ -424,10 +424,4 @@ pub async fn restore<R: Read>(
     }
     progress(done);
     Ok(summary)
-}
-
-/// For the fuzzer: reads `input` as a backup under `keys` to its end.
-#[doc(hidden)]
-pub fn fuzz_read(input: &[u8], keys: &KeyRing) -> Result<BackupInfo, BackupError> {
-    verify(input, keys)
 }
