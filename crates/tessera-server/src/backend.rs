@@ -24,6 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tessera::limit::{Decision, MemoryRateLimiter, RateLimiter};
 use tessera::{KeyRing, MemoryStore, SessionStore, StoreError};
+use tessera_postgres::{PostgresOptions, PostgresStore};
 use tessera_redis::{RedisOptions, RedisStore};
 use tessera_sqlite::{DataDir, SqliteOptions, SqliteStore};
 
@@ -42,6 +43,8 @@ const REDIS_SCHEMES: [&str; 4] = [
 /// The data directory of the embedded store when none is configured,
 /// relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "tessera-data";
+
+const POSTGRES_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
 /// Which store to use.
 #[derive(Clone, PartialEq, Eq)]
@@ -63,6 +66,14 @@ pub enum StoreSpec {
         /// system's roots, for a Redis whose certificate a private CA issued.
         ca: Option<PathBuf>,
     },
+    /// A PostgreSQL database at this URL.
+    Postgres {
+        /// The URL, which may contain a password: never print it.
+        url: String,
+        /// A schema of its own for the tables (`TESSERA_POSTGRES_SCHEMA`),
+        /// or the connection's default.
+        schema: Option<String>,
+    },
 }
 
 impl StoreSpec {
@@ -75,6 +86,14 @@ impl StoreSpec {
             Ok(Self::Memory)
         } else if s == "embedded" {
             Ok(Self::embedded())
+        } else if POSTGRES_SCHEMES
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(scheme))
+        {
+            Ok(Self::Postgres {
+                url: s.to_owned(),
+                schema: None,
+            })
         } else if REDIS_SCHEMES.iter().any(|r| r.eq_ignore_ascii_case(scheme)) {
             Ok(Self::Redis {
                 url: s.to_owned(),
@@ -83,8 +102,8 @@ impl StoreSpec {
             })
         } else {
             Err(ConfigError(
-                "TESSERA_STORE must be `embedded`, `memory`, or a redis://, rediss://, \
-                 redis+cluster:// or rediss+cluster:// URL"
+                "TESSERA_STORE must be `embedded`, `memory`, a postgres:// or postgresql:// \
+                 URL, or a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL"
                     .to_owned(),
             ))
         }
@@ -105,6 +124,22 @@ impl StoreSpec {
             Self::Embedded { .. } => Ok(Self::Embedded { dir }),
             _ => Err(ConfigError(
                 "TESSERA_DATA_DIR applies to the embedded store only; unset it or TESSERA_STORE"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// The same PostgreSQL store with its tables in `schema`. Only
+    /// PostgreSQL has schemas, so naming one with another store is a
+    /// configuration error.
+    pub fn with_postgres_schema(self, schema: String) -> Result<Self, ConfigError> {
+        match self {
+            Self::Postgres { url, .. } => Ok(Self::Postgres {
+                url,
+                schema: Some(schema),
+            }),
+            _ => Err(ConfigError(
+                "TESSERA_POSTGRES_SCHEMA applies to a PostgreSQL store (postgres://) only"
                     .to_owned(),
             )),
         }
@@ -164,6 +199,16 @@ impl fmt::Display for StoreSpec {
                 "embedded (SQLite file {})",
                 DataDir::database_in(dir).display()
             ),
+            StoreSpec::Postgres { url, schema } => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let rest = rest.split('?').next().unwrap_or("");
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                write!(f, "{scheme}://{host}")?;
+                if let Some(schema) = schema {
+                    write!(f, " (schema {schema})")?;
+                }
+                Ok(())
+            }
             StoreSpec::Redis { url, prefix, ca } => {
                 let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
                 let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
@@ -270,6 +315,23 @@ pub async fn open_for(spec: &StoreSpec, access: Access) -> Result<Backend, Confi
             store: Arc::new(open_embedded(dir, access)?),
             limiter: Arc::new(MemoryRateLimiter::default()),
         }),
+        StoreSpec::Postgres { url, schema } => {
+            let options = PostgresOptions {
+                schema: schema.clone(),
+                // A service starts while PostgreSQL is down and reports
+                // itself not ready; a tool wants to know at once.
+                lazy: access == Access::Serve,
+                ..PostgresOptions::default()
+            };
+            // The store's errors never echo the URL (it may hold a password).
+            let store = PostgresStore::connect(url, options)
+                .await
+                .map_err(|e| ConfigError(format!("TESSERA_STORE ({spec}): {}", error_chain(&e))))?;
+            Ok(Backend {
+                limiter: Arc::new(store.rate_limiter()),
+                store: Arc::new(store),
+            })
+        }
         StoreSpec::Redis { url, prefix, ca } => {
             let tls_root_cert = match ca {
                 Some(path) => Some(read_ca(path)?),
@@ -355,6 +417,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn postgres_urls_parse_and_print_without_credentials() {
+        for url in [
+            "postgres://tessera:hunter2-pw@db.internal:5432/sessions?sslmode=require",
+            "POSTGRESQL://tessera:hunter2-pw@db.internal/sessions",
+        ] {
+            let spec = StoreSpec::parse(url).expect("postgres url");
+            let shown = format!("{spec} {spec:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("tessera:"), "{shown}");
+            assert!(shown.contains("db.internal"), "{shown}");
+            let spec = spec
+                .with_postgres_schema("app1".to_owned())
+                .expect("a schema");
+            assert!(spec.to_string().contains("schema app1"), "{spec}");
+        }
+        let err = StoreSpec::parse("redis://x:1")
+            .expect("redis")
+            .with_postgres_schema("app1".to_owned())
+            .expect_err("not postgres");
+        assert!(err.0.contains("TESSERA_POSTGRES_SCHEMA"), "{}", err.0);
+    }
+
+    #[test]
     fn redis_urls_print_without_credentials() {
         let spec =
             StoreSpec::parse("redis://:hunter2-password@cache.internal:6379/0").expect("url");
@@ -377,7 +462,7 @@ mod tests {
                 "{url}"
             );
         }
-        for bad in ["postgres://x", "redis", "redis+sentinel://x:1", ""] {
+        for bad in ["mysql://x", "redis", "redis+sentinel://x:1", ""] {
             let err = StoreSpec::parse(bad).expect_err("unknown");
             assert!(err.0.contains("TESSERA_STORE"), "{bad}");
         }

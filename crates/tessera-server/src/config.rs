@@ -13,6 +13,7 @@
 //! | `TESSERA_LISTEN` | `listen` | `--listen` | `127.0.0.1:8080` |
 //! | `TESSERA_STORE` | `store` | `--store` | `embedded` (`memory` with `--dev`) |
 //! | `TESSERA_DATA_DIR` | `data_dir` | `--data-dir` | `./tessera-data` (the embedded store's directory) |
+//! | `TESSERA_POSTGRES_SCHEMA` | `postgres_schema` | | the connection's default (a schema for the tables of a `postgres://` store) |
 //! | `TESSERA_REDIS_PREFIX` | `redis_prefix` | | `tessera:` (Redis key prefix) |
 //! | `TESSERA_REDIS_CA` | `redis_ca` | | the system's roots (PEM CA file for a `rediss://` store) |
 //! | `TESSERA_API_KEY` | `api_key` | | none (then loopback only) |
@@ -97,8 +98,8 @@ pub struct ServeArgs {
     /// The address to listen on (TESSERA_LISTEN).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// `embedded` (the default), `memory`, or a redis://, rediss://,
-    /// redis+cluster:// or rediss+cluster:// URL (TESSERA_STORE).
+    /// `embedded` (the default), `memory`, a postgres:// URL, or a redis://,
+    /// rediss://, redis+cluster:// or rediss+cluster:// URL (TESSERA_STORE).
     #[arg(long, value_name = "STORE")]
     pub store: Option<String>,
     /// The embedded store's data directory, default ./tessera-data
@@ -148,6 +149,7 @@ struct FileConfig {
     listen: Option<String>,
     store: Option<String>,
     data_dir: Option<PathBuf>,
+    postgres_schema: Option<String>,
     redis_prefix: Option<String>,
     redis_ca: Option<PathBuf>,
     api_key: Option<String>,
@@ -382,6 +384,12 @@ pub fn resolve(
     };
     if let Some(dir) = data_dir {
         store = store.with_data_dir(dir)?;
+    }
+    if let Some(schema) = src
+        .var("TESSERA_POSTGRES_SCHEMA")
+        .or_else(|| file.postgres_schema.clone())
+    {
+        store = store.with_postgres_schema(schema)?;
     }
     if let Some(prefix) = src
         .var("TESSERA_REDIS_PREFIX")

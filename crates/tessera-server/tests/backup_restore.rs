@@ -1,6 +1,6 @@
 //! `tessera backup` and `tessera restore` with the real binary: a backup of
 //! the embedded store taken while the service runs, restored into a fresh
-//! embedded store and into Redis, gives sessions that validate and refresh
+//! embedded store, into Redis and from there into PostgreSQL, gives sessions that validate and refresh
 //! there with the same keys; a restore is idempotent; a damaged file is
 //! refused with nothing written; the memory store is refused by name.
 
@@ -115,7 +115,7 @@ fn file_in(dir: &Path, name: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_embedded_backup_taken_live_restores_into_embedded_and_redis() {
+async fn an_embedded_backup_taken_live_restores_into_embedded_redis_and_postgres() {
     let work = temp_dir("backup");
     let source_dir = work.join("source").display().to_string();
     let source_env = with_keys(&[("TESSERA_DATA_DIR", source_dir.clone())]);
@@ -179,6 +179,39 @@ async fn an_embedded_backup_taken_live_restores_into_embedded_and_redis() {
     assert_eq!(out["memberships"], 1);
     assert!(out["sessions"].as_u64().is_some_and(|n| n >= 40), "{out}");
     drop(on_redis);
+
+    // Into PostgreSQL, in a schema of this test's own.
+    let schema = format!("tessera_backup_test_{}", std::process::id());
+    let pg_env = with_keys(&[
+        (
+            "TESSERA_STORE",
+            "postgres://postgres@127.0.0.1:5432/test".to_owned(),
+        ),
+        ("TESSERA_POSTGRES_SCHEMA", schema.clone()),
+    ]);
+    let into_pg = json_of(&run(&["restore", &from_redis, "--json"], &pg_env));
+    assert!(
+        into_pg["sessions_written"]
+            .as_u64()
+            .is_some_and(|n| n >= 40),
+        "{into_pg}"
+    );
+    let on_pg = Server::start(&["serve"], &refs(&pg_env));
+    all_work_on(&on_pg.url, &tokens[6..]).await;
+    drop(on_pg);
+    let _ = std::process::Command::new("psql")
+        .args([
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-c",
+        ])
+        .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .status();
     let _ = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(

@@ -18,15 +18,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use process::Server;
+use process::node::{Node, field, id, wait_ready};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
 use tessera_test_support::{RedisCluster, RedisServer};
 
 const REDIS: &str = "127.0.0.1:6379";
-const JWT: &str = "k3J8vQm2xN7pL4sW9zR6tY1uH5gF0dCa-redis-nodes";
-const ENC: &str = "Zq8Wm3Np6Rt1Vx4Yb7Cd0Fg2Hj5Kl9Ms-redis-nodes";
-const API_KEY: &str = "Pw4Er7Ty0Ui3Op6As9Df2Gh5Jk8Lz1Xc-redis-nodes";
 
 /// A Redis reply, as far as these tests need one.
 #[derive(Debug)]
@@ -126,126 +122,22 @@ impl Drop for Prefix {
     }
 }
 
-/// A running `tessera serve`; killed when dropped.
-struct Node {
-    server: Server,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Node {
-    fn start(store: &str, prefix: &Prefix, extra: &[(&str, &str)]) -> Self {
-        let mut env = vec![
-            ("JWT_SECRET", JWT),
-            ("SESSION_ENCRYPTION_KEY", ENC),
-            ("TESSERA_API_KEY", API_KEY),
-            ("TESSERA_STORE", store),
-            ("TESSERA_REDIS_PREFIX", &prefix.0),
-        ];
-        env.extend_from_slice(extra);
-        let server = Server::start(&["serve"], &env);
-        Self {
-            url: server.url.clone(),
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.server.logs()
-    }
-
-    async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let res = req
-            .header("x-api-key", API_KEY)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("request to {}: {e}; logs:\n{}", self.url, self.logs()));
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        (status, headers, body)
-    }
-
-    async fn get(&self, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
-        let mut req = self.http.get(format!("{}{path}", self.url));
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
-        let (s, _, b) = self.send(req).await;
-        (s, b)
-    }
-
-    async fn add_member(&self, org: &str, user: &str) {
-        let req = self
-            .http
-            .put(format!("{}/v1/orgs/{org}/members/{user}", self.url))
-            .json(&json!({"role": "member"}));
-        let (status, _, body) = self.send(req).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
-
-    async fn create(
-        &self,
-        user: &str,
-        org: &str,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let req = self
-            .http
-            .post(format!("{}/v1/sessions", self.url))
-            .json(&json!({"user_id": user, "org_id": org}));
-        self.send(req).await
-    }
-
-    async fn refresh(&self, token: &str) -> (StatusCode, Value) {
-        let req = self
-            .http
-            .post(format!("{}/v1/sessions/refresh", self.url))
-            .json(&json!({"refresh_token": token}));
-        let (s, _, b) = self.send(req).await;
-        (s, b)
-    }
-
-    async fn validate(&self, access: &str) -> StatusCode {
-        self.get("/v1/sessions/current", Some(access)).await.0
-    }
-
-    async fn log_out(&self, access: &str) -> StatusCode {
-        let req = self
-            .http
-            .delete(format!("{}/v1/sessions/current", self.url))
-            .bearer_auth(access);
-        self.send(req).await.0
-    }
-
-    async fn active_sessions(&self) -> u64 {
-        let (status, body) = self.get("/v1/stats", None).await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["active_sessions"].as_u64().expect("a count")
-    }
-}
-
-fn id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn field(body: &Value, name: &str) -> String {
-    body[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {name} in {body}"))
-        .to_owned()
+/// A node on the Redis store `store`, under `prefix`.
+fn redis_node(store: &str, prefix: &Prefix, extra: &[(&str, &str)]) -> Node {
+    let mut env = vec![
+        ("TESSERA_STORE", store),
+        ("TESSERA_REDIS_PREFIX", prefix.0.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    Node::start(&env)
 }
 
 /// Two nodes on the Redis on 6379, under a fresh prefix.
 fn two_nodes(extra: &[(&str, &str)]) -> (Prefix, Node, Node) {
     let prefix = Prefix::new();
     let store = format!("redis://{REDIS}");
-    let a = Node::start(&store, &prefix, extra);
-    let b = Node::start(&store, &prefix, extra);
+    let a = redis_node(&store, &prefix, extra);
+    let b = redis_node(&store, &prefix, extra);
     (prefix, a, b)
 }
 
@@ -397,8 +289,8 @@ async fn with_redis_down_nodes_answer_503_and_recover_by_themselves() {
     let prefix = Prefix(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()));
     let store = redis.url();
     let (a, b) = (
-        Node::start(&store, &prefix, &[]),
-        Node::start(&store, &prefix, &[]),
+        redis_node(&store, &prefix, &[]),
+        redis_node(&store, &prefix, &[]),
     );
     let (user, org) = (id(), id());
     a.add_member(&org, &user).await;
@@ -440,8 +332,8 @@ async fn on_a_redis_cluster_two_nodes_share_sessions_rotation_counts_and_limits(
     let prefix = Prefix(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()));
     let extra = [("TESSERA_CREATE_LIMIT_PER_MINUTE", "3")];
     let (a, b) = (
-        Node::start(&url, &prefix, &extra),
-        Node::start(&url, &prefix, &extra),
+        redis_node(&url, &prefix, &extra),
+        redis_node(&url, &prefix, &extra),
     );
     assert_eq!(a.get("/readyz", None).await.0, StatusCode::OK);
     let (user, org) = (id(), id());
@@ -528,22 +420,6 @@ fn tls_files(dir: &std::path::Path) -> [String; 3] {
     paths.try_into().expect("three files")
 }
 
-async fn wait_ready(node: &Node, want: StatusCode) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let status = node.get("/readyz", None).await.0;
-        if status == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz stayed {status}, expected {want}; logs:\n{}",
-            node.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_reaches_a_tls_redis_through_the_ca_in_tessera_redis_ca() {
     let dir = std::env::temp_dir().join(format!("tessera-nodes-tls-{}", std::process::id()));
@@ -552,7 +428,7 @@ async fn a_node_reaches_a_tls_redis_through_the_ca_in_tessera_redis_ca() {
     let url = format!("rediss://127.0.0.1:{}", redis.port());
     let prefix = Prefix(format!("tessera-test-{}:", uuid::Uuid::new_v4().simple()));
 
-    let trusting = Node::start(&url, &prefix, &[("TESSERA_REDIS_CA", &ca)]);
+    let trusting = redis_node(&url, &prefix, &[("TESSERA_REDIS_CA", &ca)]);
     wait_ready(&trusting, StatusCode::OK).await;
     let (user, org) = (id(), id());
     trusting.add_member(&org, &user).await;
@@ -563,7 +439,7 @@ async fn a_node_reaches_a_tls_redis_through_the_ca_in_tessera_redis_ca() {
 
     // Without the CA the system's roots do not vouch for the server: the
     // node starts, is not ready, and fails requests with DATABASE_ERROR.
-    let untrusting = Node::start(&url, &prefix, &[]);
+    let untrusting = redis_node(&url, &prefix, &[]);
     wait_ready(&untrusting, StatusCode::SERVICE_UNAVAILABLE).await;
     let (status, body) = untrusting.get("/v1/sessions/current", Some(&access)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

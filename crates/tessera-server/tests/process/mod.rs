@@ -3,6 +3,8 @@
 //! its log lines, stop it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod node;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -24,6 +26,7 @@ const INHERITED: &[&str] = &[
     "TESSERA_STORE",
     "TESSERA_DATA_DIR",
     "TESSERA_REDIS_PREFIX",
+    "TESSERA_POSTGRES_SCHEMA",
     "TESSERA_REDIS_CA",
     "TESSERA_POLICY",
     "TESSERA_CREATE_LIMIT_PER_MINUTE",
