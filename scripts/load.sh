@@ -36,7 +36,8 @@
 # Environment: LOAD_DURATION (seconds per run, default 5), LOAD_ROUNDS (default 3),
 #              LOAD_CONNECTIONS (default 64), LOAD_THREADS (wrk threads, default 2),
 #              LOAD_PORT (default 18080), LOAD_RUST_LOG (default info), CARGO_TARGET_DIR,
-#              TESSERA_VALIDATION_CACHE and TESSERA_STORE (passed to the service).
+#              TESSERA_VALIDATION_CACHE and TESSERA_STORE (passed to the service; unset is
+#              the embedded store, in the work directory; `memory` is the ceiling).
 set -euo pipefail
 
 duration="${LOAD_DURATION:-5}"
@@ -76,7 +77,11 @@ inherits = ["member"]
 permissions = ["*:*"]
 POLICY
 
-echo "== starting the service on $base"
+# The default store is the embedded one: keep its file in the work directory.
+if [[ -z "${TESSERA_STORE:-}" || "${TESSERA_STORE}" == "embedded" ]]; then
+  export TESSERA_DATA_DIR="${TESSERA_DATA_DIR:-$work/data}"
+fi
+echo "== starting the service on $base (store: ${TESSERA_STORE:-embedded})"
 TESSERA_LISTEN="127.0.0.1:${port}" \
 TESSERA_POLICY="$work/policy.toml" \
 TESSERA_CREATE_LIMIT_PER_MINUTE=1000000 \
