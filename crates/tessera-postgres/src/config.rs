@@ -353,6 +353,14 @@ mod tests {
     }
 
     #[test]
+    fn driver_parameters_pass_through() {
+        let t =
+            parse_url("postgres://u@h/db?options=-c%20statement_timeout%3D5000&sslmode=disable")
+                .expect("parses");
+        assert_eq!(t.config.get_options(), Some("-c statement_timeout=5000"));
+    }
+
+    #[test]
     fn sslrootcert_is_taken_out_of_the_url() {
         let t = parse_url("postgres://u@h/db?sslrootcert=%2Fetc%2Fca.pem&sslmode=require")
             .expect("parses");
