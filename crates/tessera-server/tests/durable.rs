@@ -211,3 +211,18 @@ fn a_data_directory_that_cannot_be_made_is_refused_by_path() {
     assert!(err.contains("cannot be created"), "{err}");
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_memory_store_outside_dev_warns_that_sessions_are_lost_at_restart() {
+    let server = Server::start(
+        &["serve"],
+        &[
+            ("JWT_SECRET", JWT),
+            ("SESSION_ENCRYPTION_KEY", ENC),
+            ("TESSERA_STORE", "memory"),
+        ],
+    );
+    let logs = server.logs_with("lost when it stops");
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(logs.contains("lost when it stops or restarts"), "{logs}");
+}
