@@ -7,48 +7,11 @@
 
 mod support;
 
-use std::net::IpAddr;
-
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use tessera::limit::RateLimiter;
-use tessera::{DeviceId, NewSession, UserAgent};
+use tessera_test_support::plaintext::Probe;
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every form a secret or identifier could be stored in.
-fn forms(label: &str, text: &str, raw: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut out = vec![
-        (format!("{label} (text)"), text.as_bytes().to_vec()),
-        (format!("{label} (upper)"), text.to_uppercase().into_bytes()),
-        (
-            format!("{label} (text as hex)"),
-            text.bytes()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into_bytes(),
-        ),
-        (
-            format!("{label} (text as base64)"),
-            STANDARD.encode(text).into_bytes(),
-        ),
-    ];
-    if !raw.is_empty() {
-        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        out.push((format!("{label} (hex)"), hex.into_bytes()));
-        out.push((format!("{label} (raw)"), raw.to_vec()));
-        out.push((
-            format!("{label} (base64url)"),
-            URL_SAFE_NO_PAD.encode(raw).into_bytes(),
-        ));
-        out.push((
-            format!("{label} (base64)"),
-            STANDARD.encode(raw).into_bytes(),
-        ));
-    }
-    out
 }
 
 /// Every table of `schema`: each row as PostgreSQL's text form (`bytea` as
@@ -103,89 +66,7 @@ async fn postgres_holds_no_plaintext_identifiers_or_tokens() {
     let limiter = store.rate_limiter();
     let manager = support::manager(store);
 
-    let user = support::random_user();
-    let org = support::random_org();
-    let device = "probe-device-7f3a9c";
-    let ip: IpAddr = "2001:db8:85a3::8a2e:370:7334".parse().expect("ip");
-    let ip4: IpAddr = "203.0.113.77".parse().expect("ip");
-    let agent = "Mozilla/5.0 (TesseraProbe) plaintext-canary";
-    let attribute = "attribute-canary-91c2";
-    let role = "admin";
-    manager
-        .set_membership(&user, &org, &support::role(role))
-        .await
-        .expect("membership");
-
-    let mut needles = Vec::new();
-    // What the store may hold, to prove the scan sees it: session ids.
-    let mut session_ids = Vec::new();
-    needles.extend(forms("user id", &user.to_string(), user.as_bytes()));
-    needles.extend(forms(
-        "user id (simple)",
-        &user.as_uuid().simple().to_string(),
-        &[],
-    ));
-    needles.extend(forms("org id", &org.to_string(), org.as_bytes()));
-    needles.extend(forms(
-        "org id (simple)",
-        &org.as_uuid().simple().to_string(),
-        &[],
-    ));
-    needles.extend(forms("device id", device, &[]));
-    needles.extend(forms("ip", &ip.to_string(), &[]));
-    if let IpAddr::V6(v6) = ip {
-        needles.extend(forms("ip (octets)", "", &v6.octets()).into_iter().skip(4));
-    }
-    needles.extend(forms("ipv4", &ip4.to_string(), &[]));
-    needles.extend(forms("user agent", agent, &[]));
-    needles.extend(forms("attribute", attribute, &[]));
-    needles.extend(forms("role", role, &[]));
-
-    for i in 0..24 {
-        let mut new = NewSession::new(user, org)
-            .device_id(DeviceId::parse(device).expect("device"))
-            .user_agent(UserAgent::parse(agent).expect("agent"))
-            .ip_address(if i % 2 == 0 { ip } else { ip4 })
-            .attribute("plan", attribute);
-        if i % 3 == 0 {
-            new = NewSession::new(user, org);
-        }
-        let issued = manager.create_session(new).await.expect("create");
-        session_ids.push(issued.session_id.to_string());
-        manager
-            .validate_session(issued.access_token.expose())
-            .await
-            .expect("validate");
-        let mut tokens = vec![issued.clone()];
-        if i % 4 == 0 {
-            let rotated = manager
-                .refresh_session(issued.refresh_token.expose())
-                .await
-                .expect("refresh");
-            tokens.push(rotated);
-        }
-        for t in tokens {
-            let access = t.access_token.expose().to_owned();
-            let refresh = t.refresh_token.expose().to_owned();
-            for (n, part) in access.split('.').enumerate() {
-                needles.push((format!("access token part {n}"), part.as_bytes().to_vec()));
-            }
-            let body = URL_SAFE_NO_PAD
-                .decode(&refresh["tsr1_".len()..])
-                .expect("refresh token body");
-            // session id (16) | generation (4) | secret (32) | tag (16)
-            needles.extend(
-                forms("refresh secret", "", &body[20..52])
-                    .into_iter()
-                    .skip(4),
-            );
-            needles.extend(forms("refresh tag", "", &body[52..]).into_iter().skip(4));
-            needles.push(("refresh token".into(), refresh.into_bytes()));
-            needles.push(("access token".into(), access.into_bytes()));
-        }
-    }
-    manager.session_stats().await.expect("stats");
-    assert_eq!(manager.user_sessions(&user).await.expect("list").len(), 24);
+    let probe = Probe::seed(&manager, 24).await;
     for _ in 0..3 {
         limiter
             .check(
@@ -209,21 +90,17 @@ async fn postgres_holds_no_plaintext_identifiers_or_tokens() {
             "the scan read {table}"
         );
     }
-    for id in &session_ids {
+    for id in &probe.session_ids {
         assert!(
-            dump.iter().any(|(_, blob)| contains(blob, id.as_bytes())),
+            dump.iter()
+                .any(|(_, blob)| contains(blob, id.to_string().as_bytes())),
             "the scan sees what the store may hold (session id {id})"
         );
     }
     let mut scanned = 0usize;
     for (what, blob) in &dump {
         scanned += blob.len();
-        for (label, needle) in &needles {
-            assert!(
-                needle.is_empty() || !contains(blob, needle),
-                "{what} holds the {label} in plaintext"
-            );
-        }
+        probe.assert_absent(what, blob);
     }
     assert!(
         scanned > 24 * 200,

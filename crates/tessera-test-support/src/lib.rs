@@ -4,7 +4,8 @@
 //! for tests that stop and start their database. The store tests
 //! (`tessera-redis`, `tessera-postgres`) and the service tests
 //! (`tessera-server`) use it, so a fix to how servers start, wait or stop
-//! lands in one place.
+//! lands in one place. [`plaintext`] is the probe every store's
+//! no-plaintext test runs.
 //!
 //! Only `redis-server` and `redis-cli` are needed. Each server runs under a
 //! small `sh` watchdog that stops it when the test process exits, however
@@ -19,6 +20,7 @@
 //! This crate is for tests only: it panics when a server cannot be started,
 //! which is the right outcome for a test and wrong anywhere else.
 
+pub mod plaintext;
 mod postgres;
 
 use std::fmt;
