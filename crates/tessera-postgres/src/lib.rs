@@ -69,7 +69,7 @@
 //!
 //! | call | statement |
 //! |---|---|
-//! | `get` (validation) | `SELECT` by primary key and `expires_at > now` |
+//! | `get` (validation) | one `SELECT … WHERE id = ANY($1)` shared by the validations waiting at that moment |
 //! | `insert` | `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` the stored one has expired |
 //! | `compare_and_swap` (rotation) | `WITH swapped AS (UPDATE ... SET version = version + 1 WHERE id AND version AND expires_at > now RETURNING version)`, plus whether the row was live, which tells `Conflict` from `Missing` in the same trip |
 //! | `remove`, `remove_membership` | `DELETE` by primary key |
@@ -122,6 +122,7 @@
 //! not answer; connections that broke are replaced by the pool at the next
 //! call, so the store recovers by itself when the database returns.
 
+mod batch;
 mod config;
 mod danger;
 mod limit;

@@ -59,7 +59,8 @@ pub(crate) const LATEST: i32 = 1;
 /// Every statement, with the table names qualified.
 pub(crate) struct Sql {
     pub(crate) insert: String,
-    pub(crate) get: String,
+    /// `get` for many ids at once: `$1 uuid[]`, `$2` the oldest `now`.
+    pub(crate) get_many: String,
     pub(crate) cas: String,
     pub(crate) remove: String,
     pub(crate) user_sessions: String,
@@ -104,7 +105,9 @@ impl Sql {
                  org_key = EXCLUDED.org_key, expires_at = EXCLUDED.expires_at, version = 1, \
                  sealed = EXCLUDED.sealed WHERE s.expires_at <= $6 RETURNING 1"
             ),
-            get: format!("SELECT {COLUMNS} FROM {sessions} WHERE id = $1 AND expires_at > $2"),
+            get_many: format!(
+                "SELECT {COLUMNS} FROM {sessions} WHERE id = ANY($1) AND expires_at > $2"
+            ),
             // One round trip: the update, and the row as the statement's
             // snapshot saw it, which tells Conflict from Missing when the
             // update matched nothing.
@@ -284,7 +287,7 @@ mod tests {
         assert_ne!(lock_key("a"), lock_key("b"));
         assert_eq!(lock_key("a"), lock_key("a"));
         let sql = Sql::new(Some("t1"));
-        assert!(sql.get.contains("\"t1\".tessera_sessions"));
-        assert!(Sql::new(None).get.contains(" tessera_sessions "));
+        assert!(sql.get_many.contains("\"t1\".tessera_sessions"));
+        assert!(Sql::new(None).get_many.contains(" tessera_sessions "));
     }
 }

@@ -21,9 +21,14 @@ use tokio::sync::OnceCell;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use crate::batch::Reads;
 use crate::config::{PostgresOptions, check_schema, parse_url};
 use crate::limit::PostgresRateLimiter;
 use crate::schema::{LATEST, Sql, migrate};
+
+/// Reader tasks that coalesce concurrent `get`s (see `batch.rs`): each
+/// holds at most one pooled connection at a time.
+const READERS: usize = 4;
 
 /// The least time a migration is given, however short the statement
 /// timeout: at start a node may wait for another node's migration.
@@ -61,7 +66,7 @@ fn key16(row: &Row, i: usize) -> Result<IndexKey, StoreError> {
 }
 
 /// A row of `id, user_key, org_key, expires_at, version, sealed`.
-fn session(row: &Row) -> Result<StoredSession, StoreError> {
+pub(crate) fn session(row: &Row) -> Result<StoredSession, StoreError> {
     let id: uuid::Uuid = row.try_get(0).map_err(|_| malformed())?;
     Ok(StoredSession {
         id: SessionId::from_uuid(id),
@@ -96,6 +101,8 @@ fn parse_cursor(cursor: &str) -> Result<[u8; 16], StoreError> {
 
 pub(crate) struct Inner {
     pool: Pool,
+    /// Concurrent `get`s, coalesced into one query (see `batch.rs`).
+    reads: Reads,
     sql: Sql,
     schema: Option<String>,
     statement_timeout: Duration,
@@ -238,9 +245,11 @@ impl PostgresStore {
             .recycle_timeout(Some(options.statement_timeout))
             .build()
             .map_err(|e| StoreError::with_source("could not set up the PostgreSQL pool", e))?;
+        let sql = Sql::new(options.schema.as_deref());
         let store = Self {
             inner: Arc::new(Inner {
-                sql: Sql::new(options.schema.as_deref()),
+                reads: Reads::start(pool.clone(), sql.get_many.clone(), READERS),
+                sql,
                 pool,
                 schema: options.schema,
                 statement_timeout: options.statement_timeout,
@@ -312,11 +321,7 @@ impl SessionStore for PostgresStore {
     /// One `SELECT` by primary key: one round trip.
     async fn get(&self, id: &SessionId, now: u64) -> Result<Option<StoredSession>, StoreError> {
         let i = &self.inner;
-        i.call(async {
-            let rows = i.query(&i.sql.get, &[id.as_uuid(), &big(now)]).await?;
-            rows.first().map(session).transpose()
-        })
-        .await
+        i.call(i.reads.get(*id, now)).await
     }
 
     /// One statement: the conditional `UPDATE ... RETURNING version`, and
