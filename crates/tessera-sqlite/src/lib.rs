@@ -25,8 +25,14 @@
 //!
 //! # Concurrency
 //!
-//! One writer connection, used from tokio's blocking pool, serializes
-//! writes, which SQLite does anyway. Point reads (`get`, the validation path,
+//! One writer thread owns the writer connection and commits in groups:
+//! it takes the oldest waiting write and every other one already queued
+//! (up to [`MAX_GROUP`]), runs each in a savepoint of one transaction (a
+//! write that fails rolls back alone), commits once, and only then answers
+//! each caller. A commit is the expensive part of a write; under load one
+//! commit serves many writes, and a write that finds the writer idle is
+//! committed at once (nothing waits for company). SQLite serializes writes
+//! anyway. Point reads (`get`, the validation path,
 //! and `get_membership`) run on the calling task over a small pool of read
 //! connections: in WAL mode readers never wait for the writer, and a read of
 //! a cached page takes microseconds, less than a hop to another thread.
@@ -220,11 +226,70 @@ fn unhex16(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// The most writes one commit carries.
+pub const MAX_GROUP: usize = 256;
+
+/// Answers a write's caller once its group's commit is known: `Ok` if it
+/// committed, or why it did not.
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// One write: run in a savepoint of the group's transaction, or, given
+/// none (the transaction could not begin), failed at once.
+type Job = Box<dyn for<'a, 'b> FnOnce(Option<&'a mut rusqlite::Transaction<'b>>) -> Reply + Send>;
+
+/// The writer thread's end of the queue.
+struct Writer {
+    queue: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    /// Closes the queue and waits for the thread to finish what it holds
+    /// and close the connection (which checkpoints the log).
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_thread(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        {
+            Ok(tx) => tx,
+            Err(e) => {
+                let shown = format!("the SQLite store could not begin a write: {e}");
+                for job in group {
+                    job(None)(Err(shown.clone()));
+                }
+                continue;
+            }
+        };
+        let replies: Vec<Reply> = group.into_iter().map(|job| job(Some(&mut tx))).collect();
+        let committed = tx
+            .commit()
+            .map_err(|e| format!("the SQLite store could not commit: {e}"));
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
 struct Inner {
     path: PathBuf,
+    /// Declared before the lock, so the connection closes before the lock
+    /// is let go.
+    writer: Writer,
     /// The data directory's lock, held while any handle lives.
     _lock: Option<std::fs::File>,
-    writer: std::sync::Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -338,8 +403,20 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
+                writer: {
+                    let (queue, jobs) = std::sync::mpsc::channel();
+                    let thread = std::thread::Builder::new()
+                        .name("tessera-sqlite-writer".to_owned())
+                        .spawn(move || writer_thread(writer, jobs))
+                        .map_err(|e| {
+                            StoreError::with_source("could not start the SQLite writer", e)
+                        })?;
+                    Writer {
+                        queue: Some(queue),
+                        thread: Some(thread),
+                    }
+                },
                 _lock: lock,
-                writer: std::sync::Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
             }),
@@ -380,30 +457,46 @@ impl SqliteStore {
             .map_err(join_error)?
     }
 
-    /// Runs `f` in one immediate transaction on the writer connection, in
-    /// the blocking pool; commits if it returns `Ok`.
+    /// Runs `f` as one write of the writer's next group (see the module
+    /// docs): in a savepoint, rolled back alone if it fails, and answered
+    /// only once the group has committed.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves the connection usable:
-            // the transaction it held rolls back when dropped.
-            let mut conn = inner
-                .writer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(sql_error)?;
-            Ok(out)
-        })
-        .await
-        .map_err(join_error)?
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |tx: Option<&mut rusqlite::Transaction<'_>>| {
+            let outcome = tx.map(|tx| match tx.savepoint() {
+                Ok(mut sp) => {
+                    let out = f(&sp);
+                    if out.is_err() {
+                        let _ = sp.rollback();
+                    }
+                    out.and_then(|v| sp.commit().map(|()| v).map_err(sql_error))
+                }
+                Err(e) => Err(sql_error(e)),
+            });
+            Box::new(move |committed: Result<(), String>| {
+                let result = match (outcome, committed) {
+                    (Some(Err(e)), _) => Err(e),
+                    (Some(Ok(v)), Ok(())) => Ok(v),
+                    (_, Err(why)) => Err(StoreError::new(why)),
+                    (None, Ok(())) => Err(StoreError::new("the SQLite write did not run")),
+                };
+                let _ = answer.send(result);
+            })
+        });
+        self.inner
+            .writer
+            .queue
+            .as_ref()
+            .ok_or_else(|| StoreError::new("the SQLite writer has stopped"))?
+            .send(job)
+            .map_err(|_| StoreError::new("the SQLite writer has stopped"))?;
+        answered
+            .await
+            .map_err(|_| StoreError::new("the SQLite writer stopped before answering"))?
     }
 }
 

@@ -147,3 +147,41 @@ fn a_data_directory_that_cannot_be_made_is_refused_by_path() {
     assert!(shown.contains("cannot be created"), "{shown}");
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_committed_in_groups_are_all_answered_and_kept() {
+    let path = fresh_path("groups");
+    let now = wall_clock_now();
+    let (user, org) = (random_key(), random_key());
+    let sessions: Vec<StoredSession> = (0..400).map(|_| session(user, org, now + 3600)).collect();
+    {
+        let store = std::sync::Arc::new(SqliteStore::open(&path).expect("open"));
+        let mut tasks = tokio::task::JoinSet::new();
+        for s in sessions.clone() {
+            let store = store.clone();
+            tasks.spawn(async move {
+                // A duplicate insert in the same burst must not disturb
+                // the group it lands in.
+                let first = store.insert(s.clone(), now).await.expect("insert");
+                let again = store.insert(s.clone(), now).await.expect("insert again");
+                let swapped = store
+                    .compare_and_swap(&s.id, 1, vec![1; 32], now + 7200, now)
+                    .await
+                    .expect("cas");
+                (first, again, swapped)
+            });
+        }
+        for (first, again, swapped) in tasks.join_all().await {
+            assert!(first && !again);
+            assert_eq!(swapped, tessera::store::CasOutcome::Swapped { version: 2 });
+        }
+    }
+    let store = SqliteStore::open(&path).expect("open again");
+    assert_eq!(store.count(now).await.expect("count").total, 400);
+    for s in &sessions {
+        let got = store.get(&s.id, now).await.expect("get").expect("kept");
+        assert_eq!((got.version, got.expires_at), (2, now + 7200));
+    }
+    drop(store);
+    remove_files(&path);
+}
