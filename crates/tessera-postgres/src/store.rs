@@ -15,7 +15,7 @@ use tessera::StoreError;
 use tessera::ids::SessionId;
 use tessera::store::{
     CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
-    StoredSession,
+    StoredSession, key_cursor, parse_key_cursor,
 };
 use tokio::sync::OnceCell;
 use tokio_postgres::Row;
@@ -46,10 +46,6 @@ pub(crate) fn malformed() -> StoreError {
     StoreError::new("PostgreSQL returned data the store did not write")
 }
 
-fn bad_cursor() -> StoreError {
-    StoreError::new("the cursor is not valid")
-}
-
 /// Seconds, versions and microseconds as PostgreSQL `bigint`: values past
 /// `i64::MAX` (centuries away) are clamped.
 pub(crate) fn big(v: u64) -> i64 {
@@ -76,27 +72,6 @@ pub(crate) fn session(row: &Row) -> Result<StoredSession, StoreError> {
         version: unbig(row.try_get(4).map_err(|_| malformed())?)?,
         sealed: row.try_get(5).map_err(|_| malformed())?,
     })
-}
-
-fn hex(bytes: &[u8; 16]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A cursor is the last key of a page in 32 lowercase hex digits; anything
-/// else was not made by this store.
-fn parse_cursor(cursor: &str) -> Result<[u8; 16], StoreError> {
-    if cursor.len() != 32
-        || !cursor
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return Err(bad_cursor());
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&cursor[2 * i..2 * i + 2], 16).map_err(|_| bad_cursor())?;
-    }
-    Ok(out)
 }
 
 pub(crate) struct Inner {
@@ -283,7 +258,7 @@ impl PostgresStore {
     fn page_after(rows: Vec<Row>, limit: usize) -> Result<Page, StoreError> {
         let sessions = rows.iter().map(session).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if sessions.len() == limit {
-            sessions.last().map(|s| hex(s.id.as_bytes()))
+            sessions.last().map(|s| key_cursor(s.id.as_bytes()))
         } else {
             None
         };
@@ -404,7 +379,7 @@ impl SessionStore for PostgresStore {
         now: u64,
     ) -> Result<Page, StoreError> {
         let after = cursor
-            .map(parse_cursor)
+            .map(parse_key_cursor)
             .transpose()?
             .map(uuid::Uuid::from_bytes);
         if limit == 0 {
@@ -525,7 +500,7 @@ impl SessionStore for PostgresStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<MembershipPage, StoreError> {
-        let after = cursor.map(parse_cursor).transpose()?;
+        let after = cursor.map(parse_key_cursor).transpose()?;
         if limit == 0 {
             return Ok(MembershipPage::default());
         }
@@ -544,7 +519,7 @@ impl SessionStore for PostgresStore {
                 .map(|r| Ok((key16(r, 0)?, r.try_get(1).map_err(|_| malformed())?)))
                 .collect::<Result<Vec<(IndexKey, Vec<u8>)>, StoreError>>()?;
             let next_cursor = if memberships.len() == limit {
-                memberships.last().map(|(k, _)| hex(k))
+                memberships.last().map(|(k, _)| key_cursor(k))
             } else {
                 None
             };
@@ -593,7 +568,7 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_made_up_ones_are_refused() {
         let key = [0xab; 16];
-        assert_eq!(parse_cursor(&hex(&key)).ok(), Some(key));
+        assert_eq!(parse_key_cursor(&key_cursor(&key)).ok(), Some(key));
         for bad in [
             "",
             "not a cursor",
@@ -602,7 +577,7 @@ mod tests {
             &"0".repeat(31),
             &"g".repeat(32),
         ] {
-            assert!(parse_cursor(bad).is_err(), "{bad:?}");
+            assert!(parse_key_cursor(bad).is_err(), "{bad:?}");
         }
     }
 

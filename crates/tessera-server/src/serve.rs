@@ -100,7 +100,8 @@ fn announce(config: &Config, addr: SocketAddr) {
 ///
 /// Plain HTTP has no timer on the headers of a connection's later requests:
 /// hyper arms one for every request of a keep-alive connection, which
-/// measured validate at 63,000 instead of 76,000 req/s with scripts/load.sh.
+/// cost a measurable share of validate throughput with scripts/load.sh (the
+/// figure is in docs/http-api.md).
 /// So on plain HTTP a client that has sent one request can hold its
 /// connection idle: a plain-HTTP listener that faces untrusted clients
 /// belongs behind a proxy that bounds idle and slow clients. (The TLS

@@ -69,7 +69,7 @@ use tessera::StoreError;
 use tessera::ids::SessionId;
 use tessera::store::{
     CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
-    StoredSession,
+    StoredSession, key_cursor, parse_key_cursor,
 };
 
 /// The schema version this build writes and understands.
@@ -209,22 +209,6 @@ impl RawSession {
 }
 
 const SELECT: &str = "SELECT id, user_key, org_key, expires_at, version, sealed FROM sessions";
-
-/// Lowercase hex of a 16-byte key: cursors.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex16(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
 
 /// The most writes one commit carries.
 pub const MAX_GROUP: usize = 256;
@@ -941,7 +925,7 @@ impl SessionStore for SqliteStore {
         limit: usize,
     ) -> Result<MembershipPage, StoreError> {
         let after = match cursor {
-            Some(c) => unhex16(c).ok_or_else(bad_cursor)?.to_vec(),
+            Some(c) => parse_key_cursor(c)?.to_vec(),
             None => Vec::new(),
         };
         if limit == 0 {
@@ -971,7 +955,7 @@ impl SessionStore for SqliteStore {
             .map(|(k, v)| Ok((key16(k)?, v)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         let next_cursor = if more {
-            memberships.last().map(|(k, _)| hex(k))
+            memberships.last().map(|(k, _)| key_cursor(k))
         } else {
             None
         };

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
-    StoredSession,
+    StoredSession, key_cursor, parse_key_cursor,
 };
 use crate::error::StoreError;
 use crate::ids::SessionId;
@@ -286,23 +286,6 @@ impl fmt::Debug for MemoryStore {
             .field("sessions", &self.len())
             .finish()
     }
-}
-
-/// A membership cursor: the last key of the page, in hex.
-fn key_cursor(key: &IndexKey) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_key_cursor(cursor: &str) -> Result<IndexKey, StoreError> {
-    let bad = || StoreError::new("the cursor is not valid");
-    if cursor.len() != 32 || !cursor.is_ascii() {
-        return Err(bad());
-    }
-    let mut key = [0u8; 16];
-    for (i, out) in key.iter_mut().enumerate() {
-        *out = u8::from_str_radix(&cursor[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(key)
 }
 
 #[derive(Serialize, Deserialize)]

@@ -107,6 +107,33 @@ impl fmt::Debug for MembershipPage {
     }
 }
 
+/// A cursor naming a key (an [`IndexKey`] or a session id's 16 bytes): 32
+/// lowercase hex digits. Stores that page by key use it, so their cursors
+/// look alike and parse alike.
+pub fn key_cursor(key: &IndexKey) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses a [`key_cursor`]; anything else is an error (the store did not
+/// issue it).
+pub fn parse_key_cursor(cursor: &str) -> Result<IndexKey, StoreError> {
+    let bad = || StoreError::new("the cursor is not valid");
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let raw = cursor.as_bytes();
+    if raw.len() != 32 {
+        return Err(bad());
+    }
+    let mut key = [0u8; 16];
+    for (out, pair) in key.iter_mut().zip(raw.chunks_exact(2)) {
+        *out = (digit(pair[0]).ok_or_else(bad)? << 4) | digit(pair[1]).ok_or_else(bad)?;
+    }
+    Ok(key)
+}
+
 /// Live session counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionCounts {
