@@ -68,7 +68,12 @@ fn announce(config: &Config, addr: SocketAddr) {
     } else {
         "http"
     };
-    if config.dev {
+    if config.dev && config.store.is_durable() {
+        tracing::warn!(
+            "DEVELOPMENT MODE: secrets are ephemeral, so the sessions this process stores \
+             cannot be opened after it stops. Never use --dev in production."
+        );
+    } else if config.dev {
         tracing::warn!(
             "DEVELOPMENT MODE: secrets are ephemeral and sessions live in memory; \
              every session is lost when this process stops. Never use --dev in production."
@@ -127,13 +132,25 @@ pub async fn serve(
 
     // On shutdown the listener closes, idle connections close, in-flight
     // requests get `grace` to finish, and the rest are dropped.
+    // The grace timer is ours, not axum-server's: when it fires, the count
+    // of connections still open is read and logged before they are dropped,
+    // so the warning never races the connections' own teardown.
     let handle = axum_server::Handle::new();
     let h = handle.clone();
-    let stopped_handle = handle.clone();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
-        h.graceful_shutdown(Some(grace));
+        h.graceful_shutdown(None);
+        tokio::time::sleep(grace).await;
+        let open = h.connection_count();
+        if open > 0 {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                connections = open,
+                "grace period over; dropped the connections still open"
+            );
+        }
+        h.shutdown();
     });
     // Small JSON responses: do not let Nagle delay them.
     let tcp = axum_server::accept::TcpConfigAcceptor::new(
@@ -162,14 +179,6 @@ pub async fn serve(
             announce(&config, addr);
             server.serve(service).await.map_err(io)?;
         }
-    }
-    let dropped = stopped_handle.connection_count();
-    if dropped > 0 {
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
-            connections = dropped,
-            "grace period over; dropped the connections still open"
-        );
     }
     tracing::info!("stopped");
     Ok(())
