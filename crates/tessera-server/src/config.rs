@@ -31,7 +31,9 @@
 //! | `TESSERA_TLS_CERT`, `TESSERA_TLS_KEY` | `tls_cert`, `tls_key` | `--tls-cert`, `--tls-key` | plain HTTP |
 //! | `TESSERA_LOG_FORMAT` | `log_format` | `--log-format` | `text` |
 //! | `TESSERA_SHUTDOWN_GRACE_SECS` | `shutdown_grace_secs` | | 30 |
-//! | `TESSERA_READ_TIMEOUT_SECS` | `read_timeout_secs` | | 15 (at least 1): a new connection's first request headers, every request body, on HTTPS every request's headers |
+//! | `TESSERA_READ_TIMEOUT_SECS` | `read_timeout_secs` | | 15 (at least 1): a new connection's TLS handshake and first request's headers, every later request's headers, every request body |
+//! | `TESSERA_IDLE_TIMEOUT_SECS` | `idle_timeout_secs` | | 60 (at least 1): a keep-alive connection with nothing in flight, HTTP/1.1 and HTTP/2 |
+//! | `TESSERA_MAX_CONNECTIONS` | `max_connections` | | the descriptor limit less a reserve of a tenth (at least 64); the oldest idle connection is shed to make room |
 //! | `TESSERA_VALIDATION_CACHE` | `validation_cache` | | 8192 verified tokens and opened records (0 disables) |
 
 use std::fmt;
@@ -171,6 +173,8 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     shutdown_grace_secs: Option<u64>,
     read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     validation_cache: Option<usize>,
 }
 
@@ -236,6 +240,12 @@ pub struct Config {
     /// How long a client gets to send a request's headers or body (see
     /// [`crate::serve::READ_TIMEOUT`], the default).
     pub read_timeout: Duration,
+    /// How long a connection with nothing in flight stays open (see
+    /// [`crate::serve::IDLE_TIMEOUT`], the default).
+    pub idle_timeout: Duration,
+    /// The connection cap; `None` derives it from the descriptor limit at
+    /// start ([`crate::listen::default_max_connections`]).
+    pub max_connections: Option<usize>,
     /// How many verified tokens and opened records validation remembers.
     pub validation_cache: usize,
 }
@@ -578,6 +588,29 @@ pub fn resolve(
     }
     let read_timeout = Duration::from_secs(read_timeout);
 
+    let idle_timeout = src.num(
+        None,
+        "TESSERA_IDLE_TIMEOUT_SECS",
+        file.idle_timeout_secs,
+        crate::serve::IDLE_TIMEOUT.as_secs(),
+    )?;
+    if idle_timeout == 0 {
+        return Err(ConfigError::new(
+            "TESSERA_IDLE_TIMEOUT_SECS must be at least 1",
+        ));
+    }
+    let idle_timeout = Duration::from_secs(idle_timeout);
+
+    let max_connections = match src.var("TESSERA_MAX_CONNECTIONS") {
+        Some(v) => Some(parse_num::<usize>("TESSERA_MAX_CONNECTIONS", &v)?),
+        None => file.max_connections,
+    };
+    if max_connections == Some(0) {
+        return Err(ConfigError::new(
+            "TESSERA_MAX_CONNECTIONS must be at least 1",
+        ));
+    }
+
     let validation_cache = src.num(
         None,
         "TESSERA_VALIDATION_CACHE",
@@ -604,6 +637,8 @@ pub fn resolve(
         dev: args.dev,
         shutdown_grace,
         read_timeout,
+        idle_timeout,
+        max_connections,
         validation_cache,
     })
 }

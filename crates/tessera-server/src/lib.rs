@@ -12,6 +12,7 @@
 //! | [`config`] | configuration from flags, environment and a TOML file |
 //! | [`backend`] | the store factory: `TESSERA_STORE` to a store and a rate limiter |
 //! | [`serve`] | building the state from a configuration and serving it |
+//! | [`listen`] | the accept loop: idle and header timeouts, the connection cap, HTTP/2 limits |
 //! | [`cli`] | the `tessera` command line: serve, keygen, check-config, admin |
 //! | [`logging`] | text or JSON log lines, written in batches |
 //! | [`tls`] | loading the HTTPS certificate and key |
@@ -22,6 +23,7 @@ pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod serve;

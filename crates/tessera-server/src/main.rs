@@ -9,6 +9,12 @@ use tessera_server::cli::{self, Cli, Command, EXIT_CONFIG};
 use tessera_server::config::{self, ServeArgs};
 use tessera_server::{logging, serve};
 
+/// jemalloc, with its background threads purging freed pages, gives memory
+/// back to the system after connections close (glibc's allocator kept 80% of
+/// what 4,000 connections took after they were gone).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve(args) => run_serve(&args),
@@ -17,6 +23,11 @@ fn main() -> ExitCode {
 }
 
 fn run_serve(args: &ServeArgs) -> ExitCode {
+    // Purge freed pages on jemalloc's own threads, not only when an arena
+    // happens to allocate again.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("warning: jemalloc background threads are off: {e}");
+    }
     let config = match config::resolve(args, &|name| std::env::var(name).ok()) {
         Ok(c) => c,
         Err(e) => {

@@ -15,6 +15,10 @@
 //! | `tessera_refresh_reuse_detected_total` | counter | |
 //! | `tessera_active_sessions` | gauge | (read from the store at scrape time) |
 //! | `tessera_store_up` | gauge | 1 if the store answered the last scrape's ping |
+//! | `tessera_http_connections_open` | gauge | |
+//! | `tessera_http_connections_closed_total` | counter | `reason`: `idle`, `header_timeout`, `shed` (to make room at the cap) |
+//! | `tessera_http_connections_refused_total` | counter | (at the cap with every connection busy) |
+//! | `tessera_http_accept_errors_total` | counter | |
 
 use std::fmt;
 use std::sync::Arc;
@@ -75,6 +79,61 @@ pub struct Metrics {
     reuse: Counter,
     active_sessions: Gauge,
     store_up: Gauge,
+    connections: Arc<ConnectionMetrics>,
+}
+
+/// Why the service closed a connection itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Nothing in flight for the idle timeout.
+    Idle,
+    /// A request's headers (or the TLS handshake) did not arrive in time.
+    HeaderTimeout,
+    /// Closed to make room for a new connection at the cap.
+    Shed,
+}
+
+impl CloseReason {
+    const ALL: [CloseReason; 3] = [Self::Idle, Self::HeaderTimeout, Self::Shed];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::HeaderTimeout => "header_timeout",
+            Self::Shed => "shed",
+        }
+    }
+}
+
+/// The connection series, recorded by the accept loop.
+#[derive(Debug)]
+pub struct ConnectionMetrics {
+    open: Gauge,
+    closed: [Counter; CloseReason::ALL.len()],
+    refused: Counter,
+    accept_errors: Counter,
+}
+
+impl ConnectionMetrics {
+    /// Sets the number of open connections.
+    pub fn set_open(&self, open: usize) {
+        self.open.set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a connection the service closed, by why.
+    pub fn closed(&self, reason: CloseReason) {
+        self.closed[reason as usize].inc();
+    }
+
+    /// Counts a connection refused at the cap.
+    pub fn refused(&self) {
+        self.refused.inc();
+    }
+
+    /// Counts a failed `accept`.
+    pub fn accept_failed(&self) {
+        self.accept_errors.inc();
+    }
 }
 
 impl fmt::Debug for Metrics {
@@ -120,6 +179,34 @@ impl Metrics {
         let reuse = Counter::default();
         let active_sessions = Gauge::default();
         let store_up = Gauge::default();
+        let closed = Family::<Labels1, Counter>::default();
+        let connections = Arc::new(ConnectionMetrics {
+            open: Gauge::default(),
+            closed: CloseReason::ALL
+                .map(|r| closed.get_or_create(&[("reason", r.label())]).clone()),
+            refused: Counter::default(),
+            accept_errors: Counter::default(),
+        });
+        registry.register(
+            "http_connections_open",
+            "Open HTTP connections",
+            connections.open.clone(),
+        );
+        registry.register(
+            "http_connections_closed",
+            "Connections the service closed, by reason (idle, header_timeout, shed at the cap)",
+            closed,
+        );
+        registry.register(
+            "http_connections_refused",
+            "Connections refused at the cap because every open one was busy",
+            connections.refused.clone(),
+        );
+        registry.register(
+            "http_accept_errors",
+            "Failed accepts (descriptor exhaustion)",
+            connections.accept_errors.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by operation and outcome (ok or the error type)",
@@ -167,7 +254,13 @@ impl Metrics {
             reuse,
             active_sessions,
             store_up,
+            connections,
         }
+    }
+
+    /// The connection series, for the accept loop.
+    pub fn connections(&self) -> &Arc<ConnectionMetrics> {
+        &self.connections
     }
 
     /// Records one finished request. `outcome` indexes [`OUTCOMES`].

@@ -16,7 +16,7 @@ use tessera::{SessionManager, TracingEvents};
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::{app, backend, tls};
+use crate::{app, backend, listen, tls};
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -96,22 +96,15 @@ fn announce(config: &Config, addr: SocketAddr) {
 
 /// The default of how long a client gets to send what it must, so that one
 /// that connects and trickles (or sends nothing) cannot hold a connection
-/// and a task forever:
-///
-/// - a new connection, its first request's headers (plain HTTP and HTTPS);
-/// - every request with a body, that body, counted from the end of its
-///   headers (see [`crate::http::deadline`]);
-/// - on HTTPS, every later request's headers too.
-///
-/// Plain HTTP has no timer on the headers of a connection's later requests:
-/// hyper arms one for every request of a keep-alive connection, which
-/// cost a measurable share of validate throughput with scripts/load.sh (the
-/// figure is in docs/http-api.md).
-/// So on plain HTTP a client that has sent one request can hold its
-/// connection idle: a plain-HTTP listener that faces untrusted clients
-/// belongs behind a proxy that bounds idle and slow clients. (The TLS
-/// handshake is bounded by rustls's own 10 s.)
+/// and a task forever: a new connection its TLS handshake and first
+/// request's headers; every later request its headers, from their first
+/// byte; every request with a body that body, counted from the end of its
+/// headers (see [`crate::http::deadline`]).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The default of how long a keep-alive connection may sit with nothing in
+/// flight, HTTP/1.1 and HTTP/2 alike.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves until `shutdown` resolves, then shuts down gracefully.
 pub async fn serve(
@@ -119,67 +112,38 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let state = build_state(&config).await?;
+    let metrics = state.metrics().connections().clone();
     let router = app(state);
     let io = |source| ServeError::Io {
         addr: config.listen,
         source,
     };
-    let listener = std::net::TcpListener::bind(config.listen).map_err(io)?;
-    listener.set_nonblocking(true).map_err(io)?;
+    let descriptors = listen::raise_descriptor_limit();
+    let limits = listen::ConnectionLimits {
+        idle_timeout: config.idle_timeout,
+        header_timeout: config.read_timeout,
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(|| listen::default_max_connections(descriptors)),
+        shutdown_grace: config.shutdown_grace,
+    };
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::load(files).await?.get_inner(),
+        )),
+    };
+    let listener = listen::bind(config.listen).map_err(io)?;
     let addr = listener.local_addr().map_err(io)?;
-    let grace = config.shutdown_grace;
-    let read_timeout = config.read_timeout;
-
-    // On shutdown the listener closes, idle connections close, in-flight
-    // requests get `grace` to finish, and the rest are dropped.
-    // The grace timer is ours, not axum-server's: when it fires, the count
-    // of connections still open is read and logged before they are dropped,
-    // so the warning never races the connections' own teardown.
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        h.graceful_shutdown(None);
-        tokio::time::sleep(grace).await;
-        let open = h.connection_count();
-        if open > 0 {
-            tracing::warn!(
-                grace_secs = grace.as_secs(),
-                connections = open,
-                "grace period over; dropped the connections still open"
-            );
-        }
-        h.shutdown();
-    });
-    // Small JSON responses: do not let Nagle delay them.
-    let tcp = axum_server::accept::TcpConfigAcceptor::new(
-        axum_server::accept::TcpSocketConfig::new().nodelay(true),
+    announce(&config, addr);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        descriptor_limit = descriptors,
+        "connections: at most {} open, idle ones closed after {}s",
+        limits.max_connections,
+        limits.idle_timeout.as_secs()
     );
-    let server = axum_server::from_tcp(listener)
-        .map_err(io)?
-        .handle(handle)
-        .first_request_timeout(read_timeout);
-    let service = router.into_make_service();
-    match &config.tls {
-        None => {
-            let mut server = server.acceptor(tcp);
-            server.http_builder().http1().header_read_timeout(None);
-            announce(&config, addr);
-            server.serve(service).await.map_err(io)?;
-        }
-        Some(files) => {
-            let rustls = tls::load(files).await?;
-            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(tcp);
-            let mut server = server.acceptor(acceptor);
-            server
-                .http_builder()
-                .http1()
-                .header_read_timeout(read_timeout);
-            announce(&config, addr);
-            server.serve(service).await.map_err(io)?;
-        }
-    }
+    listen::serve(listener, tls, router, limits, metrics, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

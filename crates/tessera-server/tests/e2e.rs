@@ -5,11 +5,10 @@
 
 mod process;
 
-use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use process::{Server, command};
+use process::{Server, command, write_certificates};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -354,28 +353,6 @@ async fn https_serves_with_rustls_and_the_cli_trusts_a_given_ca() {
         .expect("run");
     assert_eq!(untrusted.status.code(), Some(3), "an unknown CA is refused");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn write_certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("params")
-        .signed_by(&leaf_key, &ca)
-        .expect("leaf");
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&paths.0, ca.pem()).expect("write");
-    std::fs::write(&paths.1, leaf.pem()).expect("write");
-    std::fs::write(&paths.2, leaf_key.serialize_pem()).expect("write");
-    (paths.0, paths.1, paths.2)
 }
 
 #[test]

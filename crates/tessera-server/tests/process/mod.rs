@@ -34,6 +34,8 @@ const INHERITED: &[&str] = &[
     "TESSERA_REFRESH_REUSE_GRACE_SECS",
     "TESSERA_VALIDATION_CACHE",
     "TESSERA_READ_TIMEOUT_SECS",
+    "TESSERA_IDLE_TIMEOUT_SECS",
+    "TESSERA_MAX_CONNECTIONS",
     "RUST_LOG",
 ];
 
@@ -190,6 +192,10 @@ impl Server {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn addr(&self) -> String {
         self.url.split("://").nth(1).expect("address").to_owned()
     }
@@ -238,4 +244,30 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// A CA and a `localhost` certificate signed by it, written to `dir`:
+/// returns the paths of the CA, the certificate and its key (PEM).
+pub fn write_certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("params")
+        .signed_by(&leaf_key, &ca)
+        .expect("leaf");
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).expect("write");
+    std::fs::write(&paths.1, leaf.pem()).expect("write");
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).expect("write");
+    (paths.0, paths.1, paths.2)
 }
