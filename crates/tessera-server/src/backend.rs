@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tessera::limit::{Decision, MemoryRateLimiter, RateLimiter};
+use tessera::store::Capacity;
 use tessera::{KeyRing, MemoryStore, SessionStore, StoreError};
 use tessera_postgres::{PostgresOptions, PostgresStore};
 use tessera_redis::{RedisOptions, RedisStore};
@@ -298,6 +299,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// The memory store, holding at most `capacity`, and a memory rate limiter.
+pub fn memory(capacity: Capacity) -> Backend {
+    Backend {
+        store: Arc::new(MemoryStore::with_capacity(capacity)),
+        limiter: Arc::new(MemoryRateLimiter::default()),
+    }
+}
+
 /// Opens the store `spec` names, for `access`.
 ///
 /// Redis connects lazily: a malformed URL or prefix fails here, but an
@@ -307,10 +316,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// an unreachable Redis before deploying.
 pub async fn open_for(spec: &StoreSpec, access: Access) -> Result<Backend, ConfigError> {
     match spec {
-        StoreSpec::Memory => Ok(Backend {
-            store: Arc::new(MemoryStore::new()),
-            limiter: Arc::new(MemoryRateLimiter::default()),
-        }),
+        StoreSpec::Memory => Ok(memory(Capacity::UNBOUNDED)),
         StoreSpec::Embedded { dir } => Ok(Backend {
             store: Arc::new(open_embedded(dir, access)?),
             limiter: Arc::new(MemoryRateLimiter::default()),

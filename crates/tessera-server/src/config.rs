@@ -26,6 +26,9 @@
 //! | `TESSERA_LEEWAY_SECS` | `leeway_secs` | `--leeway-secs` | 30 (at most 60) |
 //! | `TESSERA_REFRESH_REUSE_GRACE_SECS` | `refresh_reuse_grace_secs` | `--refresh-reuse-grace-secs` | 10 (0 disables, at most 60) |
 //! | `TESSERA_CREATE_LIMIT_PER_MINUTE` | `create_limit_per_minute` | `--create-limit-per-minute` | 20 per user (0 disables) |
+//! | `TESSERA_CREATE_LIMIT_TOTAL_PER_MINUTE` | `create_limit_total_per_minute` | | 60000 in all, whoever for (0 disables) |
+//! | `TESSERA_MAX_SESSIONS` | `max_sessions` | | memory store only: 1000000 |
+//! | `TESSERA_MAX_MEMBERSHIPS` | `max_memberships` | | memory store only: 1000000 |
 //! | `TESSERA_REFRESH_LIMIT_PER_MINUTE` | `refresh_limit_per_minute` | `--refresh-limit-per-minute` | 10 per session (0 disables) |
 //! | `TESSERA_POLICY` | `policy` | `--policy` | the built-in policy |
 //! | `TESSERA_TLS_CERT`, `TESSERA_TLS_KEY` | `tls_cert`, `tls_key` | `--tls-cert`, `--tls-key` | plain HTTP |
@@ -46,6 +49,7 @@ use serde::Deserialize;
 use tessera::manager::{
     DEFAULT_VALIDATION_CACHE, MAX_LEEWAY, MAX_REUSE_GRACE, MAX_VALIDATION_CACHE,
 };
+use tessera::store::Capacity;
 use tessera::{KeyRing, Lifetimes, Policy};
 use zeroize::Zeroizing;
 
@@ -166,7 +170,10 @@ struct FileConfig {
     leeway_secs: Option<u64>,
     refresh_reuse_grace_secs: Option<u64>,
     create_limit_per_minute: Option<u32>,
+    create_limit_total_per_minute: Option<u32>,
     refresh_limit_per_minute: Option<u32>,
+    max_sessions: Option<usize>,
+    max_memberships: Option<usize>,
     policy: Option<PathBuf>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -246,6 +253,9 @@ pub struct Config {
     /// The connection cap; `None` derives it from the descriptor limit at
     /// start ([`crate::listen::default_max_connections`]).
     pub max_connections: Option<usize>,
+    /// What the memory store may hold (`TESSERA_MAX_SESSIONS`,
+    /// `TESSERA_MAX_MEMBERSHIPS`); unused by the other stores.
+    pub memory_capacity: Capacity,
     /// How many verified tokens and opened records validation remembers.
     pub validation_cache: usize,
 }
@@ -269,6 +279,14 @@ impl fmt::Debug for Config {
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// What the memory store holds at most by default: about a gigabyte of
+/// sessions, so that a flood of creations is refused before the process
+/// runs out of memory.
+pub const DEFAULT_MEMORY_CAPACITY: Capacity = Capacity {
+    sessions: 1_000_000,
+    memberships: 1_000_000,
+};
 
 fn parse_num<T: FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
     value
@@ -517,6 +535,12 @@ pub fn resolve(
             file.create_limit_per_minute,
             default_limits.create_per_minute,
         )?,
+        create_total_per_minute: src.num(
+            None,
+            "TESSERA_CREATE_LIMIT_TOTAL_PER_MINUTE",
+            file.create_limit_total_per_minute,
+            default_limits.create_total_per_minute,
+        )?,
         refresh_per_minute: src.num(
             args.refresh_limit_per_minute,
             "TESSERA_REFRESH_LIMIT_PER_MINUTE",
@@ -601,6 +625,26 @@ pub fn resolve(
     }
     let idle_timeout = Duration::from_secs(idle_timeout);
 
+    let memory_capacity = Capacity {
+        sessions: src.num(
+            None,
+            "TESSERA_MAX_SESSIONS",
+            file.max_sessions,
+            DEFAULT_MEMORY_CAPACITY.sessions,
+        )?,
+        memberships: src.num(
+            None,
+            "TESSERA_MAX_MEMBERSHIPS",
+            file.max_memberships,
+            DEFAULT_MEMORY_CAPACITY.memberships,
+        )?,
+    };
+    if memory_capacity.sessions == 0 || memory_capacity.memberships == 0 {
+        return Err(ConfigError::new(
+            "TESSERA_MAX_SESSIONS and TESSERA_MAX_MEMBERSHIPS must be at least 1",
+        ));
+    }
+
     let max_connections = match src.var("TESSERA_MAX_CONNECTIONS") {
         Some(v) => Some(parse_num::<usize>("TESSERA_MAX_CONNECTIONS", &v)?),
         None => file.max_connections,
@@ -639,6 +683,7 @@ pub fn resolve(
         read_timeout,
         idle_timeout,
         max_connections,
+        memory_capacity,
         validation_cache,
     })
 }
@@ -690,6 +735,13 @@ impl Config {
             (
                 "create limit",
                 limit_text(self.limits.create_per_minute, "user"),
+            ),
+            (
+                "create limit in all",
+                match self.limits.create_total_per_minute {
+                    0 => "off".to_owned(),
+                    n => format!("{n} per minute"),
+                },
             ),
             (
                 "refresh limit",

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tessera::{SessionManager, TracingEvents};
 
+use crate::backend::StoreSpec;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -40,7 +41,10 @@ pub enum ServeError {
 /// Builds the state `serve` would run: store, manager (with lifecycle events
 /// counted in the metrics), limiter, limits and API key.
 pub async fn build_state(config: &Config) -> Result<AppState, ServeError> {
-    let backend = backend::open(&config.store).await?;
+    let backend = match config.store {
+        StoreSpec::Memory => backend::memory(config.memory_capacity),
+        _ => backend::open(&config.store).await?,
+    };
     let metrics = Arc::new(Metrics::new());
     let manager = SessionManager::builder()
         .keys(config.keys.clone())

@@ -19,6 +19,11 @@ use crate::metrics::Metrics;
 pub struct Limits {
     /// Session creations per user per minute. Default 20.
     pub create_per_minute: u32,
+    /// Session creations per minute in all, whoever they are for: what one
+    /// API-key holder can create when it spreads creations over many users.
+    /// Shared by the nodes of a shared store. Default 60,000 (1,000 a
+    /// second).
+    pub create_total_per_minute: u32,
     /// Refreshes per session per minute. Default 10.
     pub refresh_per_minute: u32,
 }
@@ -27,6 +32,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             create_per_minute: 20,
+            create_total_per_minute: 60_000,
             refresh_per_minute: 10,
         }
     }

@@ -173,7 +173,7 @@ async fn create_is_rate_limited_per_user_and_a_refusal_changes_nothing() {
     let app = TestApp::with(Options {
         limits: Limits {
             create_per_minute: 3,
-            refresh_per_minute: 10,
+            ..Limits::default()
         },
         ..Options::default()
     })
@@ -211,8 +211,8 @@ async fn create_is_rate_limited_per_user_and_a_refusal_changes_nothing() {
 async fn refresh_is_rate_limited_per_session_and_the_token_survives_a_refusal() {
     let app = TestApp::with(Options {
         limits: Limits {
-            create_per_minute: 20,
             refresh_per_minute: 2,
+            ..Limits::default()
         },
         ..Options::default()
     })

@@ -169,15 +169,28 @@ impl StdError for SessionError {
 #[derive(Debug, thiserror::Error)]
 #[error("store error: {message}")]
 pub struct StoreError {
+    kind: StoreErrorKind,
     message: Cow<'static, str>,
     #[source]
     source: Option<Source>,
+}
+
+/// What kind of failure a [`StoreError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store failed or could not be reached.
+    Failed,
+    /// The store is at its capacity and refuses to hold more; what it holds
+    /// is unaffected.
+    Full,
 }
 
 impl StoreError {
     /// A store failure described by `message` (no secrets, no stored values).
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
         Self {
+            kind: StoreErrorKind::Failed,
             message: message.into(),
             source: None,
         }
@@ -186,15 +199,34 @@ impl StoreError {
     /// A store failure caused by `source`.
     pub fn with_source(message: impl Into<Cow<'static, str>>, source: impl Into<Source>) -> Self {
         Self {
+            kind: StoreErrorKind::Failed,
             message: message.into(),
             source: Some(source.into()),
         }
+    }
+
+    /// The store is at its capacity: nothing was written.
+    pub fn full(message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind: StoreErrorKind::Full,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
     }
 }
 
 impl From<StoreError> for SessionError {
     fn from(err: StoreError) -> Self {
-        SessionError::new(ErrorKind::Database, "the session store is unavailable").with_source(err)
+        let message = match err.kind {
+            StoreErrorKind::Full => "the session store is full; try again later",
+            StoreErrorKind::Failed => "the session store is unavailable",
+        };
+        SessionError::new(ErrorKind::Database, message).with_source(err)
     }
 }
 

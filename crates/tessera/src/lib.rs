@@ -56,7 +56,7 @@ mod weak;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::directory::{Directory, StoreDirectory};
-pub use crate::error::{ErrorKind, Result, SessionError, StoreError};
+pub use crate::error::{ErrorKind, Result, SessionError, StoreError, StoreErrorKind};
 pub use crate::events::{EndReason, EventSink, SessionEvent, TracingEvents};
 pub use crate::ids::{DeviceId, OrgId, SessionId, UserAgent, UserId};
 pub use crate::keys::KeyRing;

@@ -88,7 +88,16 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let presented = req.headers().get(&API_KEY_HEADER);
+        let mut all = req.headers().get_all(&API_KEY_HEADER).iter();
+        let presented = all.next();
+        if all.next().is_some() {
+            // Which one would a proxy in front have checked? Refuse both.
+            return ApiKeyFuture::Refused {
+                response: Some(
+                    ApiError::authentication("send exactly one x-api-key header").into_response(),
+                ),
+            };
+        }
         match presented {
             Some(k) if self.key.matches(k.as_bytes()) => ApiKeyFuture::Allowed {
                 inner: self.inner.call(req),

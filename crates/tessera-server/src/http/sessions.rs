@@ -54,11 +54,18 @@ pub(crate) async fn create(
     if let Some(ua) = &req.user_agent {
         new = new.user_agent(UserAgent::parse(ua)?);
     }
-    let limit = s.inner.limits.create_per_minute;
+    let limits = s.inner.limits;
     s.check_limit(
         Operation::CreateSession,
         &limit_key(b"create\0\0", user.as_bytes()),
-        limit,
+        limits.create_per_minute,
+    )
+    .await?;
+    // Not per user: one credential spreading creations over many users.
+    s.check_limit(
+        Operation::CreateSession,
+        &limit_key(b"creates\0", &[0; 16]),
+        limits.create_total_per_minute,
     )
     .await?;
     let issued = s.inner.manager.create_session(new).await?;

@@ -30,6 +30,9 @@ use crate::ids::SessionId;
 /// a few large vectors instead of one small vector per second.
 const GRANULE: u64 = 64;
 
+/// How many expired sessions a full store purges before it refuses an insert.
+const PURGE_WHEN_FULL: usize = 1024;
+
 struct Entry {
     sealed: Box<[u8]>,
     user_key: IndexKey,
@@ -102,6 +105,53 @@ struct State {
 }
 
 impl State {
+    /// Removes up to `limit` expired sessions, oldest expiry first;
+    /// proportional to what it removes.
+    fn purge(&mut self, now: u64, limit: usize) -> u64 {
+        let mut removed = 0u64;
+        while (removed as usize) < limit {
+            let Some((&key, last)) = self
+                .expiry
+                .first_key_value()
+                .map(|(k, ids)| (k, ids.last().copied()))
+            else {
+                break;
+            };
+            if key * GRANULE > now {
+                break;
+            }
+            if key * GRANULE + GRANULE - 1 <= now {
+                // The whole bucket has expired: take from its end, O(1) each.
+                let Some(id) = last else {
+                    self.expiry.remove(&key);
+                    continue;
+                };
+                if self.take(&id).is_none() {
+                    // Not reachable while the index is exact; never loop on it.
+                    if let Some(ids) = self.expiry.get_mut(&key) {
+                        ids.pop();
+                    }
+                    continue;
+                }
+                removed += 1;
+                continue;
+            }
+            // The bucket `now` falls in: only some of it has expired.
+            let due: Vec<SessionId> = self.expiry[&key]
+                .iter()
+                .filter(|id| self.sessions.get(id).is_some_and(|e| !e.live(now)))
+                .take(limit - removed as usize)
+                .copied()
+                .collect();
+            for id in &due {
+                self.take(id);
+            }
+            removed += due.len() as u64;
+            break;
+        }
+        removed
+    }
+
     fn to_stored(&self, id: SessionId, e: &Entry) -> StoredSession {
         StoredSession {
             id,
@@ -204,15 +254,64 @@ impl State {
 
 /// Sessions and memberships in this process's memory. Cheap to share behind
 /// an `Arc`; lost when the process exits unless [exported](Self::export).
-#[derive(Default)]
 pub struct MemoryStore {
     state: RwLock<State>,
+    capacity: Capacity,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How much a [`MemoryStore`] may hold. A store at its capacity refuses new
+/// sessions and memberships with a [`StoreErrorKind::Full`] error (sessions
+/// that have expired are purged first), so that no client can make the
+/// process run out of memory; what is already stored keeps working.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// At most this many sessions, live or expired but not yet purged.
+    pub sessions: usize,
+    /// At most this many memberships.
+    pub memberships: usize,
+}
+
+impl Capacity {
+    /// No bound but the machine's memory.
+    pub const UNBOUNDED: Capacity = Capacity {
+        sessions: usize::MAX,
+        memberships: usize::MAX,
+    };
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store with no capacity bound.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_capacity(Capacity::UNBOUNDED)
+    }
+
+    /// An empty store that holds at most `capacity`.
+    pub fn with_capacity(capacity: Capacity) -> Self {
+        Self {
+            state: RwLock::new(State::default()),
+            capacity,
+        }
+    }
+
+    /// Makes room for one more session in `state`: purges what has expired
+    /// when at capacity, and refuses when it is still full.
+    fn room_for_session(&self, state: &mut State, now: u64) -> Result<(), StoreError> {
+        if state.sessions.len() < self.capacity.sessions {
+            return Ok(());
+        }
+        state.purge(now, PURGE_WHEN_FULL);
+        if state.sessions.len() < self.capacity.sessions {
+            return Ok(());
+        }
+        Err(StoreError::full(
+            "the in-memory store holds its maximum of sessions",
+        ))
     }
 
     /// Everything the store holds, as bytes: a backup. It contains what the
@@ -266,6 +365,7 @@ impl MemoryStore {
         state.memberships = snapshot.memberships.into_iter().collect();
         Ok(Self {
             state: RwLock::new(state),
+            capacity: Capacity::UNBOUNDED,
         })
     }
 
@@ -311,6 +411,9 @@ impl SessionStore for MemoryStore {
         let mut state = self.state.write();
         if state.live(&s.id, now).is_some() {
             return Ok(false);
+        }
+        if !state.sessions.contains_key(&s.id) {
+            self.room_for_session(&mut state, now)?;
         }
         state.take(&s.id);
         state.add(
@@ -448,49 +551,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn purge_expired(&self, now: u64, limit: usize) -> Result<u64, StoreError> {
-        let mut state = self.state.write();
-        let mut removed = 0u64;
-        while (removed as usize) < limit {
-            let Some((&key, last)) = state
-                .expiry
-                .first_key_value()
-                .map(|(k, ids)| (k, ids.last().copied()))
-            else {
-                break;
-            };
-            if key * GRANULE > now {
-                break;
-            }
-            if key * GRANULE + GRANULE - 1 <= now {
-                // The whole bucket has expired: take from its end, O(1) each.
-                let Some(id) = last else {
-                    state.expiry.remove(&key);
-                    continue;
-                };
-                if state.take(&id).is_none() {
-                    // Not reachable while the index is exact; never loop on it.
-                    if let Some(ids) = state.expiry.get_mut(&key) {
-                        ids.pop();
-                    }
-                    continue;
-                }
-                removed += 1;
-                continue;
-            }
-            // The bucket `now` falls in: only some of it has expired.
-            let due: Vec<SessionId> = state.expiry[&key]
-                .iter()
-                .filter(|id| state.sessions.get(id).is_some_and(|e| !e.live(now)))
-                .take(limit - removed as usize)
-                .copied()
-                .collect();
-            for id in &due {
-                state.take(id);
-            }
-            removed += due.len() as u64;
-            break;
-        }
-        Ok(removed)
+        Ok(self.state.write().purge(now, limit))
     }
 
     async fn count(&self, now: u64) -> Result<SessionCounts, StoreError> {
@@ -522,7 +583,15 @@ impl SessionStore for MemoryStore {
     }
 
     async fn put_membership(&self, key: &IndexKey, sealed: Vec<u8>) -> Result<(), StoreError> {
-        self.state.write().memberships.insert(*key, sealed);
+        let mut state = self.state.write();
+        if state.memberships.len() >= self.capacity.memberships
+            && !state.memberships.contains_key(key)
+        {
+            return Err(StoreError::full(
+                "the in-memory store holds its maximum of memberships",
+            ));
+        }
+        state.memberships.insert(*key, sealed);
         Ok(())
     }
 
@@ -544,6 +613,9 @@ impl SessionStore for MemoryStore {
             .is_some_and(|e| u64::from(e.version) >= s.version)
         {
             return Ok(RestoreOutcome::Kept);
+        }
+        if !state.sessions.contains_key(&s.id) {
+            self.room_for_session(&mut state, now)?;
         }
         state.take(&s.id);
         state.add(
@@ -597,6 +669,11 @@ impl SessionStore for MemoryStore {
         let mut state = self.state.write();
         if state.memberships.contains_key(key) {
             return Ok(false);
+        }
+        if state.memberships.len() >= self.capacity.memberships {
+            return Err(StoreError::full(
+                "the in-memory store holds its maximum of memberships",
+            ));
         }
         state.memberships.insert(*key, sealed);
         Ok(true)

@@ -15,7 +15,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-pub use self::memory::MemoryStore;
+pub use self::memory::{Capacity, MemoryStore};
 use crate::error::StoreError;
 use crate::ids::SessionId;
 
