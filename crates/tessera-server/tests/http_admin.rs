@@ -7,6 +7,84 @@ use axum::http::{Method, StatusCode};
 use common::{ORG, TestApp, USER, random_id, token};
 
 #[tokio::test]
+async fn a_users_sessions_come_a_page_at_a_time_each_once_oldest_first() {
+    let app = TestApp::with(common::Options {
+        limits: tessera_server::Limits {
+            create_per_minute: 0,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    app.set_member(ORG, USER, "member").await;
+    // Several within one second: the order must still be stable.
+    let mut created = Vec::new();
+    for i in 0..7 {
+        if i % 3 == 0 {
+            app.clock.advance(1);
+        }
+        let a = app.create(USER, ORG).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        created.push(a.body["session_id"].as_str().expect("id").to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let uri = match &cursor {
+            None => format!("/v1/users/{USER}/sessions?limit=3"),
+            Some(c) => format!("/v1/users/{USER}/sessions?limit=3&cursor={c}"),
+        };
+        let page = app.call(Method::GET, &uri, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let sessions = page.body["sessions"].as_array().expect("array");
+        assert!(sessions.len() <= 3 && !sessions.is_empty(), "{}", page.text);
+        pages += 1;
+        seen.extend(sessions.iter().map(|s| {
+            (
+                s["created_at"].as_str().expect("at").to_owned(),
+                s["session_id"].as_str().expect("id").to_owned(),
+            )
+        }));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "7 sessions in pages of 3; no empty last page");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "oldest first, ties by id");
+    let mut ids: Vec<String> = seen.into_iter().map(|(_, id)| id).collect();
+    ids.sort();
+    created.sort();
+    assert_eq!(ids, created, "every session exactly once");
+    for bad in [
+        "nope",
+        "1-zz",
+        "12345678901234567890123-00000000000000000000000000000000",
+    ] {
+        let a = app
+            .call(
+                Method::GET,
+                &format!("/v1/users/{USER}/sessions?cursor={bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(a.error_type(), "VALIDATION_ERROR");
+    }
+    let a = app
+        .call(
+            Method::GET,
+            &format!("/v1/users/{USER}/sessions?limit=1001"),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn a_users_sessions_are_listed_with_the_documented_fields() {
     let app = TestApp::new().await;
     app.set_member(ORG, USER, "member").await;

@@ -104,3 +104,48 @@ async fn a_memory_store_at_its_cap_refuses_new_sessions_with_503_and_serves_the_
     }
     assert_eq!(node.active_sessions().await, 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_rejected_requests_is_logged_sparsely_and_counted_exactly() {
+    const FLOOD: usize = 300;
+    let node = Node::start(&[("TESSERA_STORE", "memory"), ("RUST_LOG", "info")]);
+    let started = std::time::Instant::now();
+    for _ in 0..FLOOD {
+        assert_eq!(node.validate("not-a-token").await, StatusCode::UNAUTHORIZED);
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    // A request in a later second reports what the earlier ones skipped.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(node.validate("not-a-token").await, StatusCode::UNAUTHORIZED);
+    let logs = node.server.logs_with("rejected requests not logged");
+    let logged = logs.lines().filter(|l| l.contains("status=401")).count();
+    assert!(logged >= 20, "the first {logged} of a second are logged");
+    assert!(
+        logged as u64 <= 20 * (seconds + 1) + 1,
+        "{logged} lines for {FLOOD} rejected requests in {seconds} s"
+    );
+    assert!(logs.contains("rejected requests not logged"), "{logs}");
+    let (_, _, _) = node
+        .send(node.http.get(format!("{}/healthz", node.url)))
+        .await;
+    let metrics = node
+        .http
+        .get(format!("{}/metrics", node.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let counted: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("tessera_http_requests_total{")
+                && l.contains("validate_session")
+                && l.contains("TOKEN_ERROR")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .expect("the validate TOKEN_ERROR series");
+    assert_eq!(counted as usize, FLOOD + 1, "the metrics count every one");
+}

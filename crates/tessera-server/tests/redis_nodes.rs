@@ -252,7 +252,9 @@ async fn the_create_limit_holds_across_both_nodes_together() {
         .into_iter()
         .filter(|k| k.starts_with(&format!("{}rl:", prefix.0)))
         .collect();
-    assert_eq!(limiter_keys.len(), 2, "{limiter_keys:?}");
+    // One per user, and the limit in all, whose key at its default rate
+    // expires a few milliseconds after each creation.
+    assert!((2..=3).contains(&limiter_keys.len()), "{limiter_keys:?}");
     for u in [&user, &other] {
         let raw = u.replace('-', "");
         assert!(

@@ -8,19 +8,23 @@ use tessera::{OrgId, PageRequest, SessionFilter, SessionId, UserId};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery};
 use super::wire::{
-    ListQuery, RemovedView, RevokedView, SessionPageView, StatsView, UserSessionList,
+    ListQuery, PageQuery, RemovedView, RevokedView, SessionPageView, StatsView, UserSessionList,
 };
 use crate::state::AppState;
 
 /// The largest page of `GET /v1/sessions`.
 pub(crate) const MAX_PAGE: usize = 1000;
 
-/// The live sessions of a user.
+/// The live sessions of a user, a page at a time.
 #[utoipa::path(
     get, path = "/v1/users/{user_id}/sessions", tag = "admin",
-    params(("user_id" = String, Path, format = Uuid)),
+    params(
+        ("user_id" = String, Path, format = Uuid),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page"),
+    ),
     responses(
-        (status = 200, description = "The user's live sessions, oldest first", body = UserSessionList),
+        (status = 200, description = "A page of the user's live sessions, oldest first", body = UserSessionList),
         (status = 400, description = "VALIDATION_ERROR", body = ErrorBody),
         (status = 401, description = "AUTHENTICATION_ERROR", body = ErrorBody),
         (status = 503, description = "DATABASE_ERROR", body = ErrorBody),
@@ -30,12 +34,30 @@ pub(crate) const MAX_PAGE: usize = 1000;
 pub(crate) async fn user_sessions(
     State(s): State<AppState>,
     ApiPath(user_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<UserSessionList>, ApiError> {
     let user = UserId::parse(&user_id)?;
-    let sessions = s.inner.manager.user_sessions(&user).await?;
+    let page = PageRequest {
+        limit: page_limit(q.limit.as_deref())?,
+        cursor: q.cursor,
+    };
+    let page = s.inner.manager.user_sessions_page(&user, &page).await?;
     Ok(Json(UserSessionList {
-        sessions: sessions.into_iter().map(Into::into).collect(),
+        sessions: page.sessions.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
     }))
+}
+
+/// The `limit` of a listing: 1 to [`MAX_PAGE`], 100 when absent.
+fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(PageRequest::default().limit),
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::validation("limit must be a whole number from 1 to 1000")),
+    }
 }
 
 /// Ends every session of a user ("log out everywhere").
@@ -104,14 +126,7 @@ pub(crate) async fn list_sessions(
     let filter = SessionFilter {
         org_id: q.org_id.as_deref().map(OrgId::parse).transpose()?,
     };
-    let limit = match q.limit.as_deref() {
-        None => PageRequest::default().limit,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::validation("limit must be a whole number from 1 to 1000"))?,
-    };
+    let limit = page_limit(q.limit.as_deref())?;
     let page = s
         .inner
         .manager

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,62 @@ struct Shared {
     metrics: Arc<Metrics>,
     ids: IdGenerator,
     body_read_timeout: Duration,
+    rejected_logs: LogBudget,
+}
+
+/// How many rejected requests (a 4xx answer) are logged a second at most.
+/// A flood of rejected requests (bad tokens, rate-limited clients) would
+/// otherwise write a line each, megabytes a second; the metrics still count
+/// every one, and a line says how many were not logged.
+pub(crate) const REJECTED_LOGS_PER_SECOND: u32 = 20;
+
+/// A per-second budget of log lines.
+struct LogBudget {
+    epoch: Instant,
+    second: AtomicU64,
+    used: AtomicU32,
+    skipped: AtomicU64,
+}
+
+impl LogBudget {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            second: AtomicU64::new(0),
+            used: AtomicU32::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether one more line may be written now. When a new second begins,
+    /// the number skipped in the last one is logged first.
+    fn admit(&self) -> bool {
+        let now = self.epoch.elapsed().as_secs();
+        let second = self.second.load(Ordering::Relaxed);
+        if second != now
+            && self
+                .second
+                .compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+            let skipped = self.skipped.swap(0, Ordering::Relaxed);
+            if skipped > 0 {
+                tracing::info!(
+                    target: "tessera::http",
+                    skipped,
+                    "rejected requests not logged (over {REJECTED_LOGS_PER_SECOND} a second; \
+                     tessera_http_requests_total counts them all)"
+                );
+            }
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < REJECTED_LOGS_PER_SECOND {
+            true
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 impl ObserveLayer {
@@ -105,6 +161,7 @@ impl ObserveLayer {
                 metrics,
                 ids: IdGenerator::new(),
                 body_read_timeout,
+                rejected_logs: LogBudget::new(),
             }),
         }
     }
@@ -228,7 +285,9 @@ where
         p.shared
             .metrics
             .record_request(p.op, outcome, elapsed.as_secs_f64());
-        tracing::info!(
+        let logged = !res.status().is_client_error() || p.shared.rejected_logs.admit();
+        if logged {
+            tracing::info!(
             target: "tessera::http",
             method = %p.method,
             route = p.op.route(),
@@ -236,7 +295,8 @@ where
             latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             request_id,
             "request"
-        );
+            );
+        }
         res.headers_mut().insert(REQUEST_ID.clone(), p.request_id);
         Poll::Ready(Ok(res))
     }

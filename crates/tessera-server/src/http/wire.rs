@@ -265,8 +265,20 @@ impl From<SessionInfo> for UserSessionView {
 /// `GET /v1/users/{user_id}/sessions`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserSessionList {
-    /// The user's live sessions, oldest first.
+    /// A page of the user's live sessions, oldest first.
     pub sessions: Vec<UserSessionView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The query of `GET /v1/users/{user_id}/sessions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// A live session in an operator's listing.

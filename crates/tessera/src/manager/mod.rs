@@ -603,6 +603,34 @@ impl SessionManager {
         result.map_err(|e| log_error("user_sessions", e))
     }
 
+    /// A page of a user's live sessions, oldest first (ties in creation
+    /// time, which has a resolution of a second, go by session id). The
+    /// cursor is the `next_cursor` of the previous page; `next_cursor` is
+    /// `None` when no session follows this page. A malformed cursor is a
+    /// `VALIDATION_ERROR`.
+    #[tracing::instrument(level = "debug", name = "user_sessions_page", skip_all)]
+    pub async fn user_sessions_page(
+        &self,
+        user_id: &UserId,
+        page: &PageRequest,
+    ) -> Result<SessionPage> {
+        let after = page.cursor.as_deref().map(parse_user_cursor).transpose()?;
+        let limit = page.limit.clamp(1, MAX_PAGE_LIMIT);
+        let all = self.user_sessions(user_id).await?;
+        let mut rest = all
+            .into_iter()
+            .filter(|s| after.is_none_or(|a| (s.created_at, s.session_id) > a));
+        let sessions: Vec<SessionInfo> = rest.by_ref().take(limit).collect();
+        let next_cursor = match (rest.next(), sessions.last()) {
+            (Some(_), Some(last)) => Some(user_cursor(last)),
+            _ => None,
+        };
+        Ok(SessionPage {
+            sessions,
+            next_cursor,
+        })
+    }
+
     /// Ends every session of a user ("log out everywhere"); returns how many.
     #[tracing::instrument(level = "debug", name = "destroy_user_sessions", skip_all)]
     pub async fn destroy_user_sessions(&self, user_id: &UserId) -> Result<u64> {
@@ -876,4 +904,23 @@ impl SessionManager {
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
     }
+}
+
+/// The largest page of a listing.
+const MAX_PAGE_LIMIT: usize = 1000;
+
+/// The cursor after `last` in a user's sessions: its creation time and id.
+fn user_cursor(last: &SessionInfo) -> String {
+    format!("{}-{}", last.created_at, last.session_id.as_uuid().simple())
+}
+
+fn parse_user_cursor(cursor: &str) -> Result<(u64, SessionId)> {
+    let bad = || SessionError::validation("the cursor is not valid");
+    let (at, id) = cursor.split_once('-').ok_or_else(bad)?;
+    if at.is_empty() || at.len() > 20 || !at.bytes().all(|b| b.is_ascii_digit()) || id.len() != 32 {
+        return Err(bad());
+    }
+    let at: u64 = at.parse().map_err(|_| bad())?;
+    let id = uuid::Uuid::try_parse(id).map_err(|_| bad())?;
+    Ok((at, SessionId::from_uuid(id)))
 }
