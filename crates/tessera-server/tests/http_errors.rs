@@ -281,3 +281,41 @@ async fn a_store_outage_is_503_database_error_and_not_ready() {
     );
     assert!(app.metrics().await.contains("tessera_store_up 1"));
 }
+
+#[tokio::test]
+async fn no_error_message_echoes_the_input() {
+    let app = TestApp::new().await;
+    let long = "k".repeat(3000);
+    let cases = [
+        (
+            "/v1/sessions?%3Cscript%3Ealert(1)%3C/script%3E=1".to_owned(),
+            "script",
+        ),
+        (format!("/v1/sessions?{long}=1"), "kkkkkkkk"),
+        ("/v1/sessions?limit=%3Cb%3Ebold".to_owned(), "bold"),
+        ("/v1/sessions?zzunknownparam=1".to_owned(), "zzunknownparam"),
+        (
+            format!("/v1/users/{USER}/sessions?cursor=%3Cimg%20src=x%3E"),
+            "img",
+        ),
+    ];
+    for (uri, needle) in cases {
+        let a = app.call(Method::GET, &uri, None).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{uri}: {}", a.text);
+        assert_eq!(a.error_type(), "VALIDATION_ERROR");
+        assert!(!a.text.contains(needle), "{uri} echoed: {}", a.text);
+    }
+    let a = app
+        .call(
+            Method::PUT,
+            &format!("/v1/orgs/{ORG}/members/{USER}"),
+            Some(json!({"role": "superuserzz"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text);
+    assert!(
+        !a.text.contains("superuserzz"),
+        "the role was echoed: {}",
+        a.text
+    );
+}

@@ -134,12 +134,26 @@ where
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(t)| ApiQuery(t))
-            .map_err(|e| {
-                ApiError::validation(format!(
-                    "the query string is not valid: {}",
-                    redact(&e.body_text())
-                ))
-            })
+            .map_err(|e| ApiError::validation(describe_query_error(&e.body_text())))
+    }
+}
+
+/// A message for a query string the parser refused that quotes nothing from
+/// it: the parser's own text starts with the parameter's name as sent.
+fn describe_query_error(text: &str) -> String {
+    if text.contains("unknown field") {
+        // What follows "expected one of" lists this API's names only.
+        match text.find("expected one of") {
+            Some(at) => format!(
+                "the query string has an unknown parameter; {}",
+                redact(&text[at..])
+            ),
+            None => "the query string has an unknown parameter".to_owned(),
+        }
+    } else if text.contains("duplicate field") {
+        "a query parameter is given more than once".to_owned()
+    } else {
+        "the query string is not valid".to_owned()
     }
 }
 

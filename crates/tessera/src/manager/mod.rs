@@ -780,9 +780,9 @@ impl SessionManager {
     pub async fn set_membership(&self, user: &UserId, org: &OrgId, role: &RoleName) -> Result<()> {
         let result = async {
             if !self.inner.policy.has_role(role) {
-                return Err(SessionError::validation(format!(
-                    "the role {role} is not defined by the policy"
-                )));
+                return Err(SessionError::validation(
+                    "the role is not defined by the policy",
+                ));
             }
             self.inner.directory.set_role(user, org, role).await?;
             self.apply_role(user, org, Some(role)).await?;
