@@ -375,3 +375,24 @@ async fn sessions_of_different_users_are_independent() {
     assert_eq!(v.status, StatusCode::OK);
     assert_eq!(v.body["user"]["role"], "viewer");
 }
+
+#[tokio::test]
+async fn no_response_with_session_data_may_be_cached() {
+    let app = TestApp::new().await;
+    let a = app.login().await;
+    let access = token(&a, "access_token");
+    let answers = [
+        app.with_bearer(Method::GET, "/v1/sessions/current", &access)
+            .await,
+        app.call(Method::GET, &format!("/v1/users/{USER}/sessions"), None)
+            .await,
+        app.call(Method::GET, "/v1/sessions", None).await,
+        app.call(Method::GET, "/v1/stats", None).await,
+        app.call(Method::GET, "/v1/sessions?nope=1", None).await,
+    ];
+    for a in answers {
+        assert_eq!(a.header("cache-control"), Some("no-store"), "{}", a.text);
+    }
+    let jwks = app.call(Method::GET, "/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=300"));
+}

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request};
+use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
@@ -298,6 +299,11 @@ where
             );
         }
         res.headers_mut().insert(REQUEST_ID.clone(), p.request_id);
+        // Tokens and session data must not sit in a cache (RFC 6749 5.1): no
+        // response is cacheable unless its handler says so (the JWK Set).
+        res.headers_mut()
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
         Poll::Ready(Ok(res))
     }
 }

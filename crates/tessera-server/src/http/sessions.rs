@@ -3,7 +3,7 @@
 
 use super::respond::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use tessera::ids::parse_ip;
 use tessera::{DeviceId, NewSession, OrgId, UserAgent, UserId};
@@ -13,9 +13,6 @@ use super::extract::{ApiJson, ApiPath, Bearer};
 use super::operation::Operation;
 use super::wire::{CreateSessionRequest, PermissionView, RefreshRequest, SessionView, TokenPair};
 use crate::state::AppState;
-
-/// Responses that carry tokens must not be cached (RFC 6749, 5.1).
-const NO_STORE: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
 
 fn limit_key(prefix: &[u8; 8], id: &[u8; 16]) -> [u8; 24] {
     let mut key = [0u8; 24];
@@ -69,7 +66,7 @@ pub(crate) async fn create(
     )
     .await?;
     let issued = s.inner.manager.create_session(new).await?;
-    Ok((StatusCode::CREATED, NO_STORE, Json(TokenPair::from(issued))))
+    Ok((StatusCode::CREATED, Json(TokenPair::from(issued))))
 }
 
 /// The session of the bearer access token.
@@ -127,7 +124,7 @@ pub(crate) async fn refresh(
     )
     .await?;
     let issued = s.inner.manager.refresh_session(&req.refresh_token).await?;
-    Ok((NO_STORE, Json(TokenPair::from(issued))))
+    Ok(Json(TokenPair::from(issued)))
 }
 
 /// Logs out: ends the session of the bearer access token. Its access and
