@@ -845,7 +845,8 @@ pub async fn list_visits_sessions_that_live_through_the_listing_exactly_once(sto
     }
 }
 
-/// A cursor the store did not issue is an error, not an empty page.
+/// A cursor the store did not issue is an invalid-input error (not a store
+/// failure, which the service answers with 503, and not an empty page).
 pub async fn list_with_a_bad_cursor_is_an_error(store: Store) {
     let now = wall_clock_now();
     insert(
@@ -855,9 +856,14 @@ pub async fn list_with_a_bad_cursor_is_an_error(store: Store) {
     )
     .await;
     for bad in ["", "not a cursor", "%%%%", "\u{0}\u{1}", &"A".repeat(300)] {
-        assert!(
-            store.list(None, Some(bad), 10, now).await.is_err(),
-            "a made-up cursor {bad:?} must be an error"
+        let err = store
+            .list(None, Some(bad), 10, now)
+            .await
+            .expect_err("a made-up cursor must be an error");
+        assert_eq!(
+            err.kind(),
+            tessera::StoreErrorKind::InvalidInput,
+            "a made-up cursor {bad:?} must be an invalid-input error"
         );
     }
 }
@@ -1215,9 +1221,14 @@ pub async fn list_memberships_visits_every_membership(store: Store) {
         assert_eq!(got, want, "every membership, unchanged (page size {limit})");
     }
     for bad in ["not a cursor", "%%%%", &"A".repeat(300)] {
-        assert!(
-            store.list_memberships(Some(bad), 10).await.is_err(),
-            "a made-up cursor {bad:?} must be an error"
+        let err = store
+            .list_memberships(Some(bad), 10)
+            .await
+            .expect_err("a made-up cursor must be an error");
+        assert_eq!(
+            err.kind(),
+            tessera::StoreErrorKind::InvalidInput,
+            "a made-up cursor {bad:?} must be an invalid-input error"
         );
     }
 }

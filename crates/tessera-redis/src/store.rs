@@ -387,9 +387,8 @@ impl SessionStore for RedisStore {
         now: u64,
     ) -> Result<Page, StoreError> {
         let mut at = match cursor {
-            Some(c) => {
-                Cursor::decode(c).ok_or_else(|| StoreError::new("the cursor is not valid"))?
-            }
+            Some(c) => Cursor::decode(c)
+                .ok_or_else(|| StoreError::invalid_input("the cursor is not valid"))?,
             None => Cursor {
                 shard: 0,
                 after: None,
@@ -573,7 +572,7 @@ impl SessionStore for RedisStore {
         let resumed = cursor
             .map(|c| {
                 MembershipCursor::decode(c)
-                    .ok_or_else(|| StoreError::new("the membership cursor is not valid"))
+                    .ok_or_else(|| StoreError::invalid_input("the membership cursor is not valid"))
             })
             .transpose()?;
         if limit == 0 {

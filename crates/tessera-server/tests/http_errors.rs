@@ -269,6 +269,20 @@ async fn a_store_outage_is_503_database_error_and_not_ready() {
     assert_eq!(r.error_type(), "DATABASE_ERROR");
     let c = app.create(USER, ORG).await;
     assert_eq!(c.status, StatusCode::SERVICE_UNAVAILABLE);
+    // A listing during an outage is the store's failure, not a bad cursor.
+    for uri in [
+        "/v1/sessions",
+        "/v1/sessions?cursor=00000000000000000000000000000000",
+    ] {
+        let l = app.call(Method::GET, uri, None).await;
+        assert_eq!(
+            l.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{uri}: {}",
+            l.text
+        );
+        assert_eq!(l.error_type(), "DATABASE_ERROR");
+    }
     let m = app.metrics().await;
     assert!(m.contains("tessera_store_up 0"), "{m}");
     assert!(m.contains(

@@ -158,7 +158,7 @@ fn join_error(e: tokio::task::JoinError) -> StoreError {
 }
 
 fn bad_cursor() -> StoreError {
-    StoreError::new("the cursor is not valid")
+    StoreError::invalid_input("the cursor is not valid")
 }
 
 /// Converts a time or version for SQLite's signed 64-bit integers. Values

@@ -184,6 +184,9 @@ pub enum StoreErrorKind {
     /// The store is at its capacity and refuses to hold more; what it holds
     /// is unaffected.
     Full,
+    /// The caller passed something the store cannot use (a cursor it did
+    /// not issue); the store itself is fine.
+    InvalidInput,
 }
 
 impl StoreError {
@@ -214,6 +217,16 @@ impl StoreError {
         }
     }
 
+    /// The caller passed something the store cannot use: nothing was read
+    /// or written.
+    pub fn invalid_input(message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind: StoreErrorKind::InvalidInput,
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// What kind of failure this is.
     pub fn kind(&self) -> StoreErrorKind {
         self.kind
@@ -222,11 +235,15 @@ impl StoreError {
 
 impl From<StoreError> for SessionError {
     fn from(err: StoreError) -> Self {
-        let message = match err.kind {
-            StoreErrorKind::Full => "the session store is full; try again later",
-            StoreErrorKind::Failed => "the session store is unavailable",
+        let (kind, message) = match err.kind {
+            StoreErrorKind::Full => (
+                ErrorKind::Database,
+                "the session store is full; try again later",
+            ),
+            StoreErrorKind::InvalidInput => (ErrorKind::Validation, "the cursor is not valid"),
+            StoreErrorKind::Failed => (ErrorKind::Database, "the session store is unavailable"),
         };
-        SessionError::new(ErrorKind::Database, message).with_source(err)
+        SessionError::new(kind, message).with_source(err)
     }
 }
 

@@ -680,8 +680,7 @@ impl SessionManager {
                 .inner
                 .store
                 .list(org_key.as_ref(), page.cursor.as_deref(), limit, now)
-                .await
-                .map_err(|e| SessionError::validation("the cursor is not valid").with_source(e))?;
+                .await?;
             let sessions = listed
                 .sessions
                 .iter()

@@ -509,9 +509,10 @@ impl SessionStore for MemoryStore {
         now: u64,
     ) -> Result<Page, StoreError> {
         let after = match cursor {
-            Some(c) => {
-                Some(SessionId::parse(c).map_err(|_| StoreError::new("the cursor is not valid"))?)
-            }
+            Some(c) => Some(
+                SessionId::parse(c)
+                    .map_err(|_| StoreError::invalid_input("the cursor is not valid"))?,
+            ),
             None => None,
         };
         if limit == 0 {

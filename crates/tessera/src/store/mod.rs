@@ -117,7 +117,7 @@ pub fn key_cursor(key: &IndexKey) -> String {
 /// Parses a [`key_cursor`]; anything else is an error (the store did not
 /// issue it).
 pub fn parse_key_cursor(cursor: &str) -> Result<IndexKey, StoreError> {
-    let bad = || StoreError::new("the cursor is not valid");
+    let bad = || StoreError::invalid_input("the cursor is not valid");
     let digit = |c: u8| match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
