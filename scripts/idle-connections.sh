@@ -64,9 +64,14 @@ PY
 
 per=$(( (total + clients - 1) / clients ))
 for i in $(seq 1 "$clients"); do
-  python3 "$work/hold.py" "$port" "$per" 20 >"$work/client.$i" &
+  python3 "$work/hold.py" "$port" "$per" 30 >"$work/client.$i" &
 done
-sleep 12
+# Wait until every client has opened its connections (each prints a count).
+for _ in $(seq 1 120); do
+  ready=$(cat "$work"/client.* 2>/dev/null | wc -l)
+  [ "$ready" -ge "$clients" ] && break
+  sleep 0.5
+done
 opened=$(cat "$work"/client.* | awk '{s += $1} END {print s}')
 open_now="$(metric tessera_http_connections_open)"
 peak="$(rss)"

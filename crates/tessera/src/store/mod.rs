@@ -154,7 +154,16 @@ pub struct SessionCounts {
 ///   must be close to wall-clock time; the manager passes its clock's time.
 /// - **Missing ids** are not errors: reads return `None` or an empty list,
 ///   removals return `false` or `0`, and a swap returns
-///   [`CasOutcome::Missing`]. `Err` means the store itself failed.
+///   [`CasOutcome::Missing`].
+/// - **Errors.** `Err` means the store failed ([`StoreErrorKind::Failed`]),
+///   except that a cursor the store did not issue must be refused with
+///   [`StoreErrorKind::InvalidInput`], and a store at a configured capacity
+///   refuses new records with [`StoreErrorKind::Full`]; neither changes
+///   anything.
+///
+/// [`StoreErrorKind::Failed`]: crate::StoreErrorKind::Failed
+/// [`StoreErrorKind::InvalidInput`]: crate::StoreErrorKind::InvalidInput
+/// [`StoreErrorKind::Full`]: crate::StoreErrorKind::Full
 /// - **Atomicity.** Each method is atomic: a concurrent reader sees a record
 ///   and its indexes either wholly before or wholly after a write.
 ///   [`compare_and_swap`](Self::compare_and_swap) writes only if the stored
