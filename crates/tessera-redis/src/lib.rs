@@ -109,6 +109,6 @@ mod limit;
 mod store;
 mod url;
 
-pub use crate::conn::Timeouts;
+pub use crate::conn::{Timeouts, WRITE_MARGIN};
 pub use crate::limit::RedisRateLimiter;
 pub use crate::store::{RedisOptions, RedisStore};
