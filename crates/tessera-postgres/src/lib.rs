@@ -131,4 +131,4 @@ mod store;
 
 pub use crate::config::PostgresOptions;
 pub use crate::limit::PostgresRateLimiter;
-pub use crate::store::PostgresStore;
+pub use crate::store::{PostgresStore, WRITE_MARGIN};
