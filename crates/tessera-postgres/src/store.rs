@@ -59,6 +59,16 @@ fn in_time(row: &Row, i: usize) -> Result<bool, StoreError> {
     row.try_get(i).map_err(|_| malformed())
 }
 
+/// A removal's answer, `count, in time`: whether it removed anything, or
+/// that it came too late to.
+fn removed(row: &Row) -> Result<bool, StoreError> {
+    let n: i64 = row.try_get(0).map_err(|_| malformed())?;
+    if n == 0 && !in_time(row, 1)? {
+        return Err(too_late());
+    }
+    Ok(n > 0)
+}
+
 pub(crate) fn malformed() -> StoreError {
     StoreError::new("PostgreSQL returned data the store did not write")
 }
@@ -385,11 +395,7 @@ impl SessionStore for PostgresStore {
             let row = i
                 .query_one(&i.sql.remove, &[id.as_uuid(), &deadline])
                 .await?;
-            let n: i64 = row.try_get(0).map_err(|_| malformed())?;
-            if n == 0 && !in_time(&row, 1)? {
-                return Err(too_late());
-            }
-            Ok(n > 0)
+            removed(&row)
         })
         .await
     }
@@ -531,11 +537,7 @@ impl SessionStore for PostgresStore {
             let row = i
                 .query_one(&i.sql.remove_membership, &[&key.as_slice(), &deadline])
                 .await?;
-            let n: i64 = row.try_get(0).map_err(|_| malformed())?;
-            if n == 0 && !in_time(&row, 1)? {
-                return Err(too_late());
-            }
-            Ok(n > 0)
+            removed(&row)
         })
         .await
     }
