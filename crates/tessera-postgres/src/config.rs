@@ -203,6 +203,21 @@ impl Target {
         if self.config.get_tcp_user_timeout().is_none() {
             self.config.tcp_user_timeout(options.statement_timeout);
         }
+        // The server ends a statement (a wait for a row lock included) past
+        // the statement timeout too, unless the URL's options set their own.
+        let given = self.config.get_options().unwrap_or_default().to_owned();
+        if !given.contains("statement_timeout") {
+            let ours = format!(
+                "-c statement_timeout={}",
+                options.statement_timeout.as_millis()
+            );
+            let all = if given.is_empty() {
+                ours
+            } else {
+                format!("{given} {ours}")
+            };
+            self.config.options(&all);
+        }
         if self.config.get_application_name().is_none() {
             self.config.application_name("tessera");
         }

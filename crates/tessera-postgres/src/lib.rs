@@ -121,6 +121,13 @@
 //! [`PostgresOptions::statement_timeout`] when PostgreSQL is down or does
 //! not answer; connections that broke are replaced by the pool at the next
 //! call, so the store recovers by itself when the database returns.
+//!
+//! A write reported as failed never takes effect later: every write
+//! statement carries a deadline (the call's start plus the statement
+//! timeout) checked against `clock_timestamp()` in the same statement that
+//! writes, and the client waits [`WRITE_MARGIN`] past it for the answer.
+//! The connections also carry the statement timeout server-side. Both hosts'
+//! clocks must be NTP-synchronized (see the README for what skew does).
 
 mod batch;
 mod config;
@@ -131,4 +138,4 @@ mod store;
 
 pub use crate::config::PostgresOptions;
 pub use crate::limit::PostgresRateLimiter;
-pub use crate::store::PostgresStore;
+pub use crate::store::{PostgresStore, WRITE_MARGIN};

@@ -86,6 +86,18 @@ pub(crate) struct Sql {
 
 const COLUMNS: &str = "id, user_key, org_key, expires_at, version, sealed";
 
+/// Whether the write's deadline (`$n`, Unix seconds as `float8`) has not
+/// passed by the server's clock. Every write statement carries it in the
+/// condition that decides what it writes, and returns it too, so a write
+/// that reached the database too late (queued behind a stopped server, a
+/// lock, a full pool) writes nothing and says so, rather than taking
+/// effect after its caller gave up (the store contract's "no late
+/// writes"). `clock_timestamp()` is the time now, not at the start of the
+/// statement.
+fn in_time(n: u8) -> String {
+    format!("clock_timestamp() <= to_timestamp(${n}::float8)")
+}
+
 impl Sql {
     pub(crate) fn new(schema: Option<&str>) -> Self {
         let prefix = schema.map(|s| format!("\"{s}\".")).unwrap_or_default();
@@ -99,11 +111,15 @@ impl Sql {
         };
         Self {
             // A live id is kept; an expired one is replaced, at version 1.
+            // Then whether it was written, and whether it was in time.
             insert: format!(
-                "INSERT INTO {sessions} AS s ({COLUMNS}) VALUES ($1, $2, $3, $4, 1, $5) \
+                "WITH w AS (INSERT INTO {sessions} AS s ({COLUMNS}) \
+                 SELECT $1::uuid, $2::bytea, $3::bytea, $4::bigint, 1, $5::bytea WHERE {t7} \
                  ON CONFLICT (id) DO UPDATE SET user_key = EXCLUDED.user_key, \
                  org_key = EXCLUDED.org_key, expires_at = EXCLUDED.expires_at, version = 1, \
-                 sealed = EXCLUDED.sealed WHERE s.expires_at <= $6 RETURNING 1"
+                 sealed = EXCLUDED.sealed WHERE s.expires_at <= $6 AND {t7} RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM w), {t7}",
+                t7 = in_time(7)
             ),
             get_many: format!(
                 "SELECT {COLUMNS} FROM {sessions} WHERE id = ANY($1) AND expires_at > $2"
@@ -114,18 +130,25 @@ impl Sql {
             cas: format!(
                 "WITH swapped AS (UPDATE {sessions} SET sealed = $3, expires_at = $4, \
                  version = version + 1 WHERE id = $1 AND version = $2 AND expires_at > $5 \
-                 RETURNING version) \
+                 AND {t6} RETURNING version) \
                  SELECT (SELECT version FROM swapped), \
-                 EXISTS (SELECT 1 FROM {sessions} WHERE id = $1 AND expires_at > $5)"
+                 EXISTS (SELECT 1 FROM {sessions} WHERE id = $1 AND expires_at > $5), {t6}",
+                t6 = in_time(6)
             ),
-            remove: format!("DELETE FROM {sessions} WHERE id = $1"),
+            remove: format!(
+                "WITH d AS (DELETE FROM {sessions} WHERE id = $1 AND {t2} RETURNING 1) \
+                 SELECT (SELECT count(*) FROM d), {t2}",
+                t2 = in_time(2)
+            ),
             user_sessions: format!(
                 "SELECT {COLUMNS} FROM {sessions} WHERE user_key = $1 AND expires_at > $2"
             ),
             remove_user: format!(
-                "WITH removed AS (DELETE FROM {sessions} WHERE user_key = $1 \
+                "WITH removed AS (DELETE FROM {sessions} WHERE user_key = $1 AND {t3} \
                  RETURNING expires_at) \
-                 SELECT count(*) FILTER (WHERE expires_at > $2) FROM removed"
+                 SELECT (SELECT count(*) FILTER (WHERE expires_at > $2) FROM removed), \
+                 (SELECT count(*) FROM removed), {t3}",
+                t3 = in_time(3)
             ),
             list_first: list(""),
             list_after: list("id > $3 AND"),
@@ -136,32 +159,44 @@ impl Sql {
             // the work instead of queueing. Lapsed rate-limit state (a
             // lapsed key decides like a missing one) goes in the same trip.
             purge: format!(
-                "WITH expired AS (DELETE FROM {sessions} WHERE expires_at <= $1 AND id IN \
-                 (SELECT id FROM {sessions} WHERE expires_at <= $1 ORDER BY expires_at \
-                 LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1), \
-                 lapsed AS (DELETE FROM {limits} WHERE tat_us <= $3 AND key IN \
+                "WITH expired AS (DELETE FROM {sessions} WHERE expires_at <= $1 AND {t4} \
+                 AND id IN (SELECT id FROM {sessions} WHERE expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1), \
+                 lapsed AS (DELETE FROM {limits} WHERE tat_us <= $3 AND {t4} AND key IN \
                  (SELECT key FROM {limits} WHERE tat_us <= $3 ORDER BY tat_us \
                  LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING 1) \
-                 SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM lapsed)"
+                 SELECT (SELECT count(*) FROM expired), (SELECT count(*) FROM lapsed), {t4}",
+                t4 = in_time(4)
             ),
             count: format!(
                 "SELECT org_key, count(*) FROM {sessions} WHERE expires_at > $1 GROUP BY org_key"
             ),
+            // Writes unless it is too late: nothing written means late.
             put_membership: format!(
-                "INSERT INTO {memberships} (key, sealed) VALUES ($1, $2) \
-                 ON CONFLICT (key) DO UPDATE SET sealed = EXCLUDED.sealed"
+                "INSERT INTO {memberships} (key, sealed) SELECT $1::bytea, $2::bytea \
+                 WHERE {t3} ON CONFLICT (key) DO UPDATE SET sealed = EXCLUDED.sealed",
+                t3 = in_time(3)
             ),
             get_membership: format!("SELECT sealed FROM {memberships} WHERE key = $1"),
-            remove_membership: format!("DELETE FROM {memberships} WHERE key = $1"),
+            remove_membership: format!(
+                "WITH d AS (DELETE FROM {memberships} WHERE key = $1 AND {t2} RETURNING 1) \
+                 SELECT (SELECT count(*) FROM d), {t2}",
+                t2 = in_time(2)
+            ),
             // Written over a missing, expired or older session; a live one
             // of the same or a higher version is kept. One statement, so
             // concurrent restores serialize on the row.
             restore: format!(
-                "INSERT INTO {sessions} AS s ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                "WITH w AS (INSERT INTO {sessions} AS s ({COLUMNS}) \
+                 SELECT $1::uuid, $2::bytea, $3::bytea, $4::bigint, $5::bigint, $6::bytea \
+                 WHERE {t8} \
                  ON CONFLICT (id) DO UPDATE SET user_key = EXCLUDED.user_key, \
                  org_key = EXCLUDED.org_key, expires_at = EXCLUDED.expires_at, \
                  version = EXCLUDED.version, sealed = EXCLUDED.sealed \
-                 WHERE s.version < EXCLUDED.version OR s.expires_at <= $7 RETURNING 1"
+                 WHERE (s.version < EXCLUDED.version OR s.expires_at <= $7) AND {t8} \
+                 RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM w), {t8}",
+                t8 = in_time(8)
             ),
             list_memberships_first: format!(
                 "SELECT key, sealed FROM {memberships} ORDER BY key LIMIT $1"
@@ -170,8 +205,11 @@ impl Sql {
                 "SELECT key, sealed FROM {memberships} WHERE key > $2 ORDER BY key LIMIT $1"
             ),
             restore_membership: format!(
-                "INSERT INTO {memberships} (key, sealed) VALUES ($1, $2) \
-                 ON CONFLICT (key) DO NOTHING"
+                "WITH w AS (INSERT INTO {memberships} (key, sealed) \
+                 SELECT $1::bytea, $2::bytea WHERE {t3} \
+                 ON CONFLICT (key) DO NOTHING RETURNING 1) \
+                 SELECT EXISTS (SELECT 1 FROM w), {t3}",
+                t3 = in_time(3)
             ),
             // GCRA in one statement ($2 now, $3 interval, $4 tolerance, all
             // in microseconds). A new key is always allowed; a known one is
@@ -217,9 +255,18 @@ pub(crate) async fn migrate(
     pool: &Pool,
     sql: &Sql,
     schema: Option<&str>,
+    timeout: std::time::Duration,
 ) -> Result<(), StoreError> {
     let mut client = pool.get().await.map_err(crate::store::pool_error)?;
     let tx = client.transaction().await.map_err(migration_error)?;
+    // Connections carry the store's statement timeout; a migration may wait
+    // for another node's migration longer than that.
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        timeout.as_millis()
+    ))
+    .await
+    .map_err(migration_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&sql.lock_key])
         .await
         .map_err(migration_error)?;

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use deadpool_postgres::{
@@ -34,12 +34,39 @@ const READERS: usize = 4;
 /// timeout: at start a node may wait for another node's migration.
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How much longer than the statement timeout a write waits for its
+/// answer. Each write carries a deadline, the statement timeout after the
+/// call began, that PostgreSQL checks on its own clock (`clock_timestamp()`)
+/// before it writes; this margin covers the answer of a write made just in
+/// time on its way back, and clock skew between the hosts up to about as
+/// much, so a write reported as failed is one the database did not make.
+pub const WRITE_MARGIN: Duration = Duration::from_millis(300);
+
 pub(crate) fn pool_error(e: PoolError) -> StoreError {
     StoreError::with_source("could not get a PostgreSQL connection", e)
 }
 
 fn query_error(e: tokio_postgres::Error) -> StoreError {
     StoreError::with_source("a PostgreSQL statement failed", e)
+}
+
+fn too_late() -> StoreError {
+    StoreError::new("PostgreSQL reached the write after its deadline; nothing was written")
+}
+
+/// Reads a statement's "was it in time" column.
+fn in_time(row: &Row, i: usize) -> Result<bool, StoreError> {
+    row.try_get(i).map_err(|_| malformed())
+}
+
+/// A removal's answer, `count, in time`: whether it removed anything, or
+/// that it came too late to.
+fn removed(row: &Row) -> Result<bool, StoreError> {
+    let n: i64 = row.try_get(0).map_err(|_| malformed())?;
+    if n == 0 && !in_time(row, 1)? {
+        return Err(too_late());
+    }
+    Ok(n > 0)
 }
 
 pub(crate) fn malformed() -> StoreError {
@@ -98,7 +125,7 @@ impl Inner {
                 let bound = self.statement_timeout.max(MIGRATION_TIMEOUT);
                 tokio::time::timeout(
                     bound,
-                    migrate(&self.pool, &self.sql, self.schema.as_deref()),
+                    migrate(&self.pool, &self.sql, self.schema.as_deref(), bound),
                 )
                 .await
                 .map_err(|_| StoreError::new("the PostgreSQL schema migration timed out"))?
@@ -116,6 +143,27 @@ impl Inner {
     ) -> Result<T, StoreError> {
         self.ready().await?;
         tokio::time::timeout(self.statement_timeout, f)
+            .await
+            .map_err(|_| {
+                StoreError::new("PostgreSQL did not answer within the statement timeout")
+            })?
+    }
+
+    /// Runs one write, like [`call`](Self::call), handing `f` its deadline
+    /// (Unix seconds, for [`crate::schema`]'s `in_time`): the statement
+    /// timeout from now. It waits [`WRITE_MARGIN`] past the deadline for
+    /// the answer, so it never reports as failed a write the database may
+    /// still make.
+    async fn write<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(f64) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        self.ready().await?;
+        let deadline = (SystemTime::now() + self.statement_timeout)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        tokio::time::timeout(self.statement_timeout + WRITE_MARGIN, f(deadline))
             .await
             .map_err(|_| {
                 StoreError::new("PostgreSQL did not answer within the statement timeout")
@@ -274,9 +322,9 @@ impl SessionStore for PostgresStore {
     /// One `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`.
     async fn insert(&self, s: StoredSession, now: u64) -> Result<bool, StoreError> {
         let i = &self.inner;
-        i.call(async {
-            let rows = i
-                .query(
+        i.write(|deadline| async move {
+            let row = i
+                .query_one(
                     &i.sql.insert,
                     &[
                         s.id.as_uuid(),
@@ -285,10 +333,15 @@ impl SessionStore for PostgresStore {
                         &big(s.expires_at),
                         &s.sealed,
                         &big(now),
+                        &deadline,
                     ],
                 )
                 .await?;
-            Ok(!rows.is_empty())
+            let inserted: bool = row.try_get(0).map_err(|_| malformed())?;
+            if !inserted && !in_time(&row, 1)? {
+                return Err(too_late());
+            }
+            Ok(inserted)
         })
         .await
     }
@@ -310,7 +363,7 @@ impl SessionStore for PostgresStore {
         now: u64,
     ) -> Result<CasOutcome, StoreError> {
         let i = &self.inner;
-        i.call(async {
+        i.write(|deadline| async move {
             let row = i
                 .query_one(
                     &i.sql.cas,
@@ -320,6 +373,7 @@ impl SessionStore for PostgresStore {
                         &sealed,
                         &big(expires_at),
                         &big(now),
+                        &deadline,
                     ],
                 )
                 .await?;
@@ -327,6 +381,7 @@ impl SessionStore for PostgresStore {
             let live: bool = row.try_get(1).map_err(|_| malformed())?;
             Ok(match swapped {
                 Some(v) => CasOutcome::Swapped { version: unbig(v)? },
+                None if !in_time(&row, 2)? => return Err(too_late()),
                 None if live => CasOutcome::Conflict,
                 None => CasOutcome::Missing,
             })
@@ -336,8 +391,13 @@ impl SessionStore for PostgresStore {
 
     async fn remove(&self, id: &SessionId) -> Result<bool, StoreError> {
         let i = &self.inner;
-        i.call(async { Ok(i.execute(&i.sql.remove, &[id.as_uuid()]).await? > 0) })
-            .await
+        i.write(|deadline| async move {
+            let row = i
+                .query_one(&i.sql.remove, &[id.as_uuid(), &deadline])
+                .await?;
+            removed(&row)
+        })
+        .await
     }
 
     async fn user_sessions(
@@ -360,10 +420,17 @@ impl SessionStore for PostgresStore {
     /// was inserted after the removal.
     async fn remove_user_sessions(&self, user_key: &IndexKey, now: u64) -> Result<u64, StoreError> {
         let i = &self.inner;
-        i.call(async {
+        i.write(|deadline| async move {
             let row = i
-                .query_one(&i.sql.remove_user, &[&user_key.as_slice(), &big(now)])
+                .query_one(
+                    &i.sql.remove_user,
+                    &[&user_key.as_slice(), &big(now), &deadline],
+                )
                 .await?;
+            let removed: i64 = row.try_get(1).map_err(|_| malformed())?;
+            if removed == 0 && !in_time(&row, 2)? {
+                return Err(too_late());
+            }
             unbig(row.try_get(0).map_err(|_| malformed())?)
         })
         .await
@@ -409,8 +476,13 @@ impl SessionStore for PostgresStore {
         let i = &self.inner;
         let n = i64::try_from(limit).unwrap_or(i64::MAX);
         let now_us = big(now.saturating_mul(1_000_000));
-        i.call(async {
-            let row = i.query_one(&i.sql.purge, &[&big(now), &n, &now_us]).await?;
+        i.write(|deadline| async move {
+            let row = i
+                .query_one(&i.sql.purge, &[&big(now), &n, &now_us, &deadline])
+                .await?;
+            if !in_time(&row, 2)? {
+                return Err(too_late());
+            }
             unbig(row.try_get(0).map_err(|_| malformed())?)
         })
         .await
@@ -433,10 +505,17 @@ impl SessionStore for PostgresStore {
 
     async fn put_membership(&self, key: &IndexKey, sealed: Vec<u8>) -> Result<(), StoreError> {
         let i = &self.inner;
-        i.call(async {
-            i.execute(&i.sql.put_membership, &[&key.as_slice(), &sealed])
-                .await
-                .map(|_| ())
+        i.write(|deadline| async move {
+            let written = i
+                .execute(
+                    &i.sql.put_membership,
+                    &[&key.as_slice(), &sealed, &deadline],
+                )
+                .await?;
+            if written == 0 {
+                return Err(too_late());
+            }
+            Ok(())
         })
         .await
     }
@@ -454,10 +533,11 @@ impl SessionStore for PostgresStore {
 
     async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError> {
         let i = &self.inner;
-        i.call(async {
-            Ok(i.execute(&i.sql.remove_membership, &[&key.as_slice()])
-                .await?
-                > 0)
+        i.write(|deadline| async move {
+            let row = i
+                .query_one(&i.sql.remove_membership, &[&key.as_slice(), &deadline])
+                .await?;
+            removed(&row)
         })
         .await
     }
@@ -469,9 +549,9 @@ impl SessionStore for PostgresStore {
             return Ok(RestoreOutcome::Expired);
         }
         let i = &self.inner;
-        i.call(async {
-            let rows = i
-                .query(
+        i.write(|deadline| async move {
+            let row = i
+                .query_one(
                     &i.sql.restore,
                     &[
                         s.id.as_uuid(),
@@ -481,14 +561,18 @@ impl SessionStore for PostgresStore {
                         &big(s.version),
                         &s.sealed,
                         &big(now),
+                        &deadline,
                     ],
                 )
                 .await?;
-            Ok(if rows.is_empty() {
-                RestoreOutcome::Kept
+            let written: bool = row.try_get(0).map_err(|_| malformed())?;
+            if written {
+                Ok(RestoreOutcome::Written)
+            } else if in_time(&row, 1)? {
+                Ok(RestoreOutcome::Kept)
             } else {
-                RestoreOutcome::Written
-            })
+                Err(too_late())
+            }
         })
         .await
     }
@@ -538,12 +622,18 @@ impl SessionStore for PostgresStore {
         sealed: Vec<u8>,
     ) -> Result<bool, StoreError> {
         let i = &self.inner;
-        i.call(async {
-            Ok(
-                i.execute(&i.sql.restore_membership, &[&key.as_slice(), &sealed])
-                    .await?
-                    > 0,
-            )
+        i.write(|deadline| async move {
+            let row = i
+                .query_one(
+                    &i.sql.restore_membership,
+                    &[&key.as_slice(), &sealed, &deadline],
+                )
+                .await?;
+            let written: bool = row.try_get(0).map_err(|_| malformed())?;
+            if !written && !in_time(&row, 1)? {
+                return Err(too_late());
+            }
+            Ok(written)
         })
         .await
     }
@@ -558,6 +648,11 @@ impl SessionStore for PostgresStore {
             Ok(())
         })
         .await
+    }
+
+    /// The statement timeout plus the margin a write waits beyond it.
+    fn write_window(&self) -> Duration {
+        self.inner.statement_timeout + WRITE_MARGIN
     }
 }
 

@@ -6,7 +6,9 @@
 //! new connection when a request meets a broken one, and the cluster client
 //! refreshes its slot map and reconnects per node. Timeouts are set on both
 //! so that, with Redis down, a request fails within about the response
-//! timeout instead of hanging.
+//! timeout instead of hanging. The client waits [`WRITE_MARGIN`] beyond the
+//! deadline every write carries (see `lua/lib.lua`), so it never gives up
+//! on a write Redis may still apply.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,12 +24,26 @@ use tessera::StoreError;
 
 use crate::url::Target;
 
+/// How much longer than [`Timeouts::response`] the client waits for the
+/// answer to a write. Redis refuses a write that reaches it more than the
+/// response timeout after the call began (its deadline, checked on the
+/// server's clock); this margin covers the answer of a write applied just
+/// before its deadline on its way back, and clock skew between the hosts up
+/// to about as much, so that a write the store reports as failed is one
+/// Redis did not apply and never will.
+pub const WRITE_MARGIN: Duration = Duration::from_millis(300);
+
 /// Connection timeouts and retries.
 #[derive(Clone, Debug)]
 pub struct Timeouts {
     /// How long one attempt to open a connection may take. Default 1 s.
     pub connect: Duration,
-    /// How long a request may wait for its answer. Default 2 s.
+    /// How long a request may wait for its answer, plus [`WRITE_MARGIN`].
+    /// It is also the deadline of every write: a write Redis reaches later
+    /// than this after the call began (queued behind `CLIENT PAUSE`, a
+    /// stopped or overloaded server) is refused there and changes nothing,
+    /// so a write reported as failed never takes effect afterwards.
+    /// Default 2 s.
     pub response: Duration,
 }
 
@@ -99,7 +115,7 @@ impl Conn {
             }
             let client = builder
                 .connection_timeout(timeouts.connect)
-                .response_timeout(timeouts.response)
+                .response_timeout(timeouts.response + WRITE_MARGIN)
                 .retries(2)
                 .min_retry_wait(10)
                 .max_retry_wait(200)
@@ -109,7 +125,7 @@ impl Conn {
             // it repeats them.
             let config = ClusterConfig::new()
                 .set_connection_timeout(timeouts.connect)
-                .set_response_timeout(timeouts.response);
+                .set_response_timeout(timeouts.response + WRITE_MARGIN);
             let conn = if lazy {
                 client.get_pending_async_connection_with_config(config)
             } else {
@@ -135,7 +151,7 @@ impl Conn {
             // request anyway, so long retry loops would only delay errors.
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeouts.connect))
-                .set_response_timeout(Some(timeouts.response))
+                .set_response_timeout(Some(timeouts.response + WRITE_MARGIN))
                 .set_number_of_retries(1)
                 .set_min_delay(Duration::from_millis(50))
                 .set_max_delay(Duration::from_millis(200));

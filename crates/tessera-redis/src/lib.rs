@@ -102,6 +102,13 @@
 //! [`RedisOptions::tls_root_cert`]. Scripts
 //! are sent by SHA (`EVALSHA`) and loaded again automatically when a
 //! restarted server has forgotten them.
+//!
+//! A write reported as failed never takes effect later: every write script
+//! carries a deadline (the call's start plus the response timeout) and
+//! refuses, writing nothing, once the server's `TIME` is past it; the client
+//! waits [`WRITE_MARGIN`] longer for the answer. The deadline is set on this
+//! host's clock and read on the server's, so both must be NTP-synchronized
+//! (see the README for what skew does).
 
 mod conn;
 mod layout;
@@ -109,6 +116,6 @@ mod limit;
 mod store;
 mod url;
 
-pub use crate::conn::Timeouts;
+pub use crate::conn::{Timeouts, WRITE_MARGIN};
 pub use crate::limit::RedisRateLimiter;
 pub use crate::store::{RedisOptions, RedisStore};

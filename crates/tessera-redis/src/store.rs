@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
@@ -14,7 +15,7 @@ use tessera::store::{
     StoredSession,
 };
 
-use crate::conn::{Conn, Timeouts};
+use crate::conn::{Conn, Timeouts, WRITE_MARGIN};
 use crate::layout::{Cursor, Layout, MAX_PENDING, MembershipCursor, SHARDS, lex_bounds, shard_of};
 use crate::limit::RedisRateLimiter;
 
@@ -38,6 +39,9 @@ static PURGE: LazyLock<Script> = shard_script!("purge.lua");
 static COUNT: LazyLock<Script> = shard_script!("count.lua");
 static LIST: LazyLock<Script> = shard_script!("list.lua");
 static RESTORE: LazyLock<Script> = shard_script!("restore.lua");
+static PUT_MEMBERSHIP: LazyLock<Script> = shard_script!("put_membership.lua");
+static REMOVE_MEMBERSHIP: LazyLock<Script> = shard_script!("remove_membership.lua");
+static RESTORE_MEMBERSHIP: LazyLock<Script> = shard_script!("restore_membership.lua");
 
 /// The most index entries one `list` script call scans, so a page over a
 /// shard full of expired entries cannot hold the server for long.
@@ -107,6 +111,10 @@ impl Default for RedisOptions {
 pub struct RedisStore {
     conn: Conn,
     layout: Arc<Layout>,
+    /// How long after a write call begins Redis may still apply it: the
+    /// response timeout. The client waits [`WRITE_MARGIN`] longer for the
+    /// answer (see [`Timeouts`]).
+    write_budget: Duration,
 }
 
 impl fmt::Debug for RedisStore {
@@ -119,6 +127,12 @@ impl fmt::Debug for RedisStore {
 }
 
 pub(crate) fn request_error(e: RedisError) -> StoreError {
+    if e.code() == Some("LATE") {
+        return StoreError::with_source(
+            "Redis reached the write after its deadline; nothing was written",
+            e,
+        );
+    }
     StoreError::with_source("a Redis request failed", e)
 }
 
@@ -230,6 +244,7 @@ impl RedisStore {
         let store = Self {
             conn,
             layout: Arc::new(Layout::new(&options.prefix)),
+            write_budget: options.timeouts.response,
         };
         if !options.lazy {
             store.ping().await?;
@@ -259,6 +274,14 @@ impl RedisStore {
         RedisRateLimiter::new(self.conn.clone(), self.layout.clone())
     }
 
+    /// The deadline of a write starting now, in Unix milliseconds, for the
+    /// script to check against the server's clock (see `lua/lib.lua`).
+    fn deadline(&self) -> u64 {
+        let at = SystemTime::now() + self.write_budget;
+        at.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
     /// Runs `f` for every shard at once and collects the results in shard
     /// order. Requests to one server are pipelined on its connection.
     async fn each_shard<T, F, Fut>(&self, f: F) -> Result<Vec<T>, StoreError>
@@ -283,6 +306,7 @@ impl SessionStore for RedisStore {
             .arg(s.expires_at)
             .arg(s.sealed)
             .arg(now)
+            .arg(self.deadline())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(request_error)?;
@@ -316,6 +340,7 @@ impl SessionStore for RedisStore {
             .arg(sealed)
             .arg(expires_at)
             .arg(now)
+            .arg(self.deadline())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(request_error)?;
@@ -333,6 +358,7 @@ impl SessionStore for RedisStore {
             .key(self.layout.record(id))
             .arg(self.layout.base(shard_of(id)))
             .arg(id.as_bytes())
+            .arg(self.deadline())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(request_error)?;
@@ -363,6 +389,7 @@ impl SessionStore for RedisStore {
     /// Atomic per shard: a session is in one shard, so each is removed by
     /// that shard's script or inserted after it ran.
     async fn remove_user_sessions(&self, user_key: &IndexKey, now: u64) -> Result<u64, StoreError> {
+        let deadline = self.deadline();
         let per_shard = self
             .each_shard(|shard, mut conn| async move {
                 let n: u64 = REMOVE_USER
@@ -370,6 +397,7 @@ impl SessionStore for RedisStore {
                     .arg(self.layout.base(shard))
                     .arg(user_key)
                     .arg(now)
+                    .arg(deadline)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(request_error)?;
@@ -445,6 +473,7 @@ impl SessionStore for RedisStore {
     /// Shard by shard until `limit` are removed: each call costs a lookup
     /// per shard plus the sessions it removes.
     async fn purge_expired(&self, now: u64, limit: usize) -> Result<u64, StoreError> {
+        let deadline = self.deadline();
         let mut removed = 0u64;
         for shard in 0..SHARDS {
             let left = limit.saturating_sub(usize::try_from(removed).unwrap_or(usize::MAX));
@@ -456,6 +485,7 @@ impl SessionStore for RedisStore {
                 .arg(self.layout.base(shard))
                 .arg(now)
                 .arg(left)
+                .arg(deadline)
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(request_error)?;
@@ -497,13 +527,16 @@ impl SessionStore for RedisStore {
         })
     }
 
+    /// A script rather than `SET`, for the deadline.
     async fn put_membership(&self, key: &IndexKey, sealed: Vec<u8>) -> Result<(), StoreError> {
-        redis::cmd("SET")
-            .arg(self.layout.membership(key))
+        let _: i64 = PUT_MEMBERSHIP
+            .key(self.layout.membership(key))
             .arg(sealed)
-            .exec_async(&mut self.conn.clone())
+            .arg(self.deadline())
+            .invoke_async(&mut self.conn.clone())
             .await
-            .map_err(request_error)
+            .map_err(request_error)?;
+        Ok(())
     }
 
     async fn get_membership(&self, key: &IndexKey) -> Result<Option<Vec<u8>>, StoreError> {
@@ -515,9 +548,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn remove_membership(&self, key: &IndexKey) -> Result<bool, StoreError> {
-        let n: u64 = redis::cmd("DEL")
-            .arg(self.layout.membership(key))
-            .query_async(&mut self.conn.clone())
+        let n: u64 = REMOVE_MEMBERSHIP
+            .key(self.layout.membership(key))
+            .arg(self.deadline())
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(request_error)?;
         Ok(n == 1)
@@ -548,6 +582,7 @@ impl SessionStore for RedisStore {
             .arg(s.sealed)
             .arg(now)
             .arg(s.version)
+            .arg(self.deadline())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(request_error)?;
@@ -657,21 +692,22 @@ impl SessionStore for RedisStore {
         })
     }
 
-    /// `SET NX`: one command, so a concurrent `put_membership` either came
-    /// first (and stays) or overwrites this one.
+    /// `SET NX` in a script (for the deadline): one step, so a concurrent
+    /// `put_membership` either came first (and stays) or overwrites this
+    /// one.
     async fn restore_membership(
         &self,
         key: &IndexKey,
         sealed: Vec<u8>,
     ) -> Result<bool, StoreError> {
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.layout.membership(key))
+        let set: i64 = RESTORE_MEMBERSHIP
+            .key(self.layout.membership(key))
             .arg(sealed)
-            .arg("NX")
-            .query_async(&mut self.conn.clone())
+            .arg(self.deadline())
+            .invoke_async(&mut self.conn.clone())
             .await
             .map_err(request_error)?;
-        Ok(set.is_some())
+        Ok(set == 1)
     }
 
     /// `PING`; on a cluster, every master must answer.
@@ -680,5 +716,10 @@ impl SessionStore for RedisStore {
             .exec_async(&mut self.conn.clone())
             .await
             .map_err(request_error)
+    }
+
+    /// The response timeout plus the margin the client waits beyond it.
+    fn write_window(&self) -> Duration {
+        self.write_budget + WRITE_MARGIN
     }
 }

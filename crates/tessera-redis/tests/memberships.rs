@@ -133,6 +133,10 @@ async fn restores_cost_one_round_trip(mode: Mode) {
     };
     // Warm: the first script call may load the script.
     store.restore(session.clone(), now).await.expect("restore");
+    store
+        .restore_membership(&random_key(), b"m".to_vec())
+        .await
+        .expect("restore_membership");
     let before = store.round_trips();
     assert_eq!(
         store.restore(session, now).await.expect("restore"),

@@ -23,6 +23,13 @@
 //! corrupts the file. [`Synchronous::Full`] fsyncs the WAL at every commit
 //! and loses nothing acknowledged, at the cost of one fsync per write.
 //!
+//! A write that returns an error did not commit and is not retried behind
+//! its caller, so it never takes effect later (the store contract's "no
+//! late writes"); there is no network between the caller and the file, so
+//! the store needs no deadline and its write window is zero. A caller that
+//! drops the call's future before the answer does not stop the write: it
+//! commits with its group, or fails with it.
+//!
 //! # Concurrency
 //!
 //! One writer thread owns the writer connection and commits in groups:

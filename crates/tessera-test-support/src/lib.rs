@@ -5,7 +5,8 @@
 //! (`tessera-redis`, `tessera-postgres`) and the service tests
 //! (`tessera-server`) use it, so a fix to how servers start, wait or stop
 //! lands in one place. [`plaintext`] is the probe every store's
-//! no-plaintext test runs.
+//! no-plaintext test runs; [`faults`] the honest load every store's fault
+//! test runs, and what it must still see.
 //!
 //! Only `redis-server` and `redis-cli` are needed. Each server runs under a
 //! small `sh` watchdog that stops it when the test process exits, however
@@ -20,6 +21,7 @@
 //! This crate is for tests only: it panics when a server cannot be started,
 //! which is the right outcome for a test and wrong anywhere else.
 
+pub mod faults;
 pub mod plaintext;
 mod postgres;
 
@@ -260,6 +262,39 @@ impl RedisServer {
     pub fn restart(&mut self) {
         assert!(self.run(), "redis-server restarts on port {}", self.port);
     }
+
+    /// The redis-server process id (from `INFO server`).
+    pub fn pid(&self) -> u32 {
+        let info = self.cli(&["info", "server"]).expect("INFO server");
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix("process_id:"))
+            .and_then(|p| p.parse().ok())
+            .expect("INFO server names the process id")
+    }
+
+    /// Stops the server process in its tracks (`SIGSTOP`): it answers
+    /// nothing, and what clients send waits in its socket, until
+    /// [`RedisServer::resume`].
+    pub fn freeze(&self) -> u32 {
+        let pid = self.pid();
+        signal(pid, "STOP");
+        pid
+    }
+
+    /// `SIGCONT` to a process [`RedisServer::freeze`] stopped.
+    pub fn resume(&self, pid: u32) {
+        signal(pid, "CONT");
+    }
+}
+
+/// Sends `SIG<name>` to one process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {pid}");
 }
 
 /// The port and data folder only: the arguments may hold a password.

@@ -255,6 +255,53 @@ impl PostgresServer {
         let _ = child.wait();
     }
 
+    /// Stops the postmaster and every process it started (`SIGSTOP`),
+    /// postmaster first so it forks no new backend: statements sent now
+    /// wait in their sockets until [`PostgresServer::resume`]. Returns the
+    /// process ids, for `resume`.
+    pub fn freeze(&self) -> Vec<u32> {
+        let file = std::fs::read_to_string(self.dir.join("data").join("postmaster.pid"))
+            .expect("postmaster.pid");
+        let postmaster: u32 = file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("postmaster.pid starts with the process id");
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: the command may hold spaces, so
+            // read after its closing parenthesis.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        for pid in &pids {
+            crate::signal(*pid, "STOP");
+        }
+        pids
+    }
+
+    /// `SIGCONT` to the processes [`PostgresServer::freeze`] stopped.
+    pub fn resume(&self, pids: &[u32]) {
+        for pid in pids {
+            crate::signal(*pid, "CONT");
+        }
+    }
+
     /// Starts the server again on the same port and data.
     pub fn restart(&mut self) {
         if self.child.is_none() {

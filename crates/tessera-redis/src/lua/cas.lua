@@ -1,6 +1,7 @@
--- KEYS[1] record. ARGV: base, id, expected version, sealed, expires_at, now.
--- Returns the new version, 0 on a version conflict, -1 if there is no live
--- session.
+-- KEYS[1] record. ARGV: base, id, expected version, sealed, expires_at, now,
+-- deadline. Returns the new version, 0 on a version conflict, -1 if there is
+-- no live session; LATE past the deadline.
+if late() then return LATE end
 local rk = KEYS[1]
 local f = redis.call('HMGET', rk, 'v', 'e', 'u', 'o')
 if not f[1] or tonumber(f[2]) <= tonumber(ARGV[6]) then return -1 end

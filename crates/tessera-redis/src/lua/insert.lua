@@ -1,5 +1,7 @@
--- KEYS[1] record. ARGV: base, id, user key, org key, expires_at, sealed, now.
--- Returns 1 if inserted, 0 if a live session has that id.
+-- KEYS[1] record. ARGV: base, id, user key, org key, expires_at, sealed, now,
+-- deadline. Returns 1 if inserted, 0 if a live session has that id; LATE
+-- past the deadline.
+if late() then return LATE end
 local base, id, u, o, d = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local e, now = tonumber(ARGV[5]), tonumber(ARGV[7])
 local rk = KEYS[1]

@@ -6,6 +6,21 @@ local function hex(s)
   return (string.gsub(s, '.', function(c) return string.format('%02x', string.byte(c)) end))
 end
 
+-- Every write script takes the caller's deadline, in Unix milliseconds, as
+-- its last ARGV, and starts with `if late() then return LATE end`. A write
+-- that runs past its deadline (queued behind CLIENT PAUSE, a stopped or
+-- busy server) changes nothing and answers with this error instead: its
+-- caller has given up, or is about to, and reports the write failed, so it
+-- must not take effect behind the caller's back. The deadline is read
+-- against the server's clock, the one that decides when the script runs.
+local LATE = {err = 'LATE the write ran past its deadline; nothing was written'}
+
+local function late()
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return ms > tonumber(ARGV[#ARGV])
+end
+
 -- Unix seconds by the server's clock: used only to prune index entries whose
 -- records a TTL has already dropped, never to decide what a caller sees.
 local function server_now()

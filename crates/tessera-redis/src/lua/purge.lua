@@ -1,5 +1,7 @@
--- KEYS[1] the shard's expiry index. ARGV: base, now, limit.
--- Removes up to limit sessions expired at or before now; returns how many.
+-- KEYS[1] the shard's expiry index. ARGV: base, now, limit, deadline.
+-- Removes up to limit sessions expired at or before now; returns how many;
+-- LATE past the deadline.
+if late() then return LATE end
 local base, now = ARGV[1], tonumber(ARGV[2])
 local n = 0
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[3])) do

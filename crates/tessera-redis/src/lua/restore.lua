@@ -1,8 +1,10 @@
 -- KEYS[1] record. ARGV: base, id, user key, org key, expires_at, sealed, now,
--- version. Writes the session with the version it carries, unless a live one
--- (by the caller's now) has the same or a higher version.
+-- version, deadline. Writes the session with the version it carries, unless
+-- a live one (by the caller's now) has the same or a higher version.
 -- Returns 1 if written, 0 if the live one was kept, -1 if the session is
--- already dead by the server's clock (nothing written).
+-- already dead by the server's clock (nothing written); LATE past the
+-- deadline.
+if late() then return LATE end
 local base, id, u, o, d = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local e, now, v = tonumber(ARGV[5]), tonumber(ARGV[7]), ARGV[8]
 local rk = KEYS[1]

@@ -183,3 +183,16 @@ pub fn random_org() -> tessera::OrgId {
 pub fn role(name: &str) -> tessera::RoleName {
     tessera::RoleName::parse(name).expect("role")
 }
+
+/// Waits (up to 15 s) until the manager's store answers again: the first
+/// request after a restart meets the broken connection and reconnects.
+pub async fn until_up(manager: &tessera::SessionManager) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while manager.ping().await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

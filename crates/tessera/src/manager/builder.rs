@@ -231,9 +231,14 @@ impl SessionManagerBuilder {
         let tokens = AccessTokens::new(self.issuer, l.leeway.as_secs(), l.access.as_secs())
             .with_audience(self.audience);
         let (stop, stopped) = tokio::sync::watch::channel(());
+        // Whole seconds, rounded up: the grace check compares seconds.
+        let window = store.write_window();
+        let write_window_secs = window.as_secs() + u64::from(window.subsec_nanos() > 0);
         let inner = Arc::new(Inner {
             keys,
             store,
+            write_window_secs,
+            unacked: super::unacked::Unacked::default(),
             policy: self.policy,
             directory,
             clock: self.clock,

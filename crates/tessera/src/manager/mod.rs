@@ -9,6 +9,7 @@
 mod builder;
 mod cleanup;
 mod types;
+mod unacked;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -68,6 +69,11 @@ struct Counters {
 struct Inner {
     keys: KeyRing,
     store: Arc<dyn SessionStore>,
+    /// The store's [`SessionStore::write_window`] in whole seconds, rounded
+    /// up.
+    write_window_secs: u64,
+    /// Rotations attempted here whose answer was lost (see `unacked.rs`).
+    unacked: unacked::Unacked,
     policy: Policy,
     directory: Arc<dyn Directory>,
     clock: Arc<dyn Clock>,
@@ -428,7 +434,16 @@ impl SessionManager {
     /// presented one, atomically. Presenting a rotated-out token again is
     /// treated as theft: it fails with `TOKEN_ERROR` and revokes the session.
     /// The one exception is the immediately previous token within the grace
-    /// window, which gets the same successor pair back.
+    /// window, which gets the same successor pair back. The window is
+    /// measured from the latest moment the store can have applied the
+    /// rotation ([`SessionStore::write_window`] after it was issued).
+    ///
+    /// A refresh that fails with `DATABASE_ERROR` did not rotate the token
+    /// and will not later (the store contract's **No late writes**), so the
+    /// client retries with the token it holds. If the rotation was applied
+    /// and only its answer was lost, the first retry of that token through
+    /// this process gets the successor back, however late it comes (within
+    /// ten minutes); through another node, only within the grace window.
     #[tracing::instrument(level = "debug", name = "refresh_session", skip_all)]
     pub async fn refresh_session(&self, refresh_token: &str) -> Result<IssuedTokens> {
         self.refresh_inner(refresh_token)
@@ -465,13 +480,26 @@ impl SessionManager {
                     .min(record.absolute_expires_at);
                 record.last_activity = now;
                 let sealed = record.seal(&self.inner.keys, &id)?;
-                match self
+                let swapped = self
                     .inner
                     .store
                     .compare_and_swap(&id, stored.version, sealed, record.expires_at, now)
-                    .await?
-                {
+                    .await;
+                let swapped = match swapped {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        // The store promises the rotation will not happen
+                        // later, but it may have happened already with its
+                        // answer lost: remember what it wrote, so the
+                        // client's retry with this token is not taken for
+                        // a replay.
+                        self.inner.unacked.remember(id, next.generation, now, now);
+                        return Err(e.into());
+                    }
+                };
+                match swapped {
                     CasOutcome::Swapped { .. } => {
+                        self.inner.unacked.forget(&id);
                         self.inner
                             .counters
                             .refreshed
@@ -486,14 +514,21 @@ impl SessionManager {
                     CasOutcome::Missing => return Err(invalid()),
                 }
             }
-            if presented.generation.wrapping_add(1) == current {
+            if presented.generation.wrapping_add(1) == current
+                && let Some(next) =
+                    presented.successor_matching(&self.inner.keys, &record.refresh.secret_hash)
+            {
+                // The grace window runs from when the store applied the
+                // rotation, which is at most its write window after the
+                // rotation was issued: a rotation delayed in the store (or
+                // whose answer was lost at the last moment) still gets the
+                // whole window.
+                let issued_at = record.refresh.issued_at;
                 let grace = self.inner.lifetimes.reuse_grace.as_secs();
-                let within = grace > 0 && now.saturating_sub(record.refresh.issued_at) <= grace;
-                if within
-                    && let Some(next) =
-                        presented.successor_matching(&self.inner.keys, &record.refresh.secret_hash)
-                {
-                    return self.issued(id, &record, &next, record.refresh.issued_at);
+                let window = grace.saturating_add(self.inner.write_window_secs);
+                let within = grace > 0 && now.saturating_sub(issued_at) <= window;
+                if within || self.inner.unacked.take(&id, current, issued_at, now) {
+                    return self.issued(id, &record, &next, issued_at);
                 }
             }
             if presented.generation < current {

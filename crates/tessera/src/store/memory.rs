@@ -254,6 +254,9 @@ impl State {
 
 /// Sessions and memberships in this process's memory. Cheap to share behind
 /// an `Arc`; lost when the process exits unless [exported](Self::export).
+/// Each write happens under a lock within the call: it has taken effect when
+/// the call returns, or (refused at capacity) never, so "no late writes"
+/// holds and the write window is zero.
 pub struct MemoryStore {
     state: RwLock<State>,
     capacity: Capacity,

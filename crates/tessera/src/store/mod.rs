@@ -176,6 +176,19 @@ pub struct SessionCounts {
 ///   session with an older version of itself, so a backup can never bring
 ///   back a refresh token that has since been rotated out, and restoring the
 ///   same backup twice changes nothing the second time.
+/// - **No late writes.** A write that returns `Err` must not take effect
+///   after it returned: it took effect before (and only its answer was
+///   lost) or it never will. Every write, whatever it returns, must take
+///   effect within [`write_window`](Self::write_window) of the call, or
+///   never. Without this, a refresh that failed with `DATABASE_ERROR` could
+///   rotate the token later, behind the client's back, and the client's
+///   retry with the token it still holds would revoke the session as theft.
+///   The writes are `insert`, `compare_and_swap`, `remove`,
+///   `remove_user_sessions`, `purge_expired`, `restore` and the membership
+///   writes. A store over a network meets it with a deadline carried into
+///   the write and checked against the server's own clock (see the Redis and
+///   PostgreSQL stores); the conformance suite cannot make a network fail,
+///   so each such store proves it with its own fault tests.
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Stores a new session with version 1. Must return `Ok(false)` and
@@ -274,4 +287,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Whether the store answers. Used by readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How long after a write call begins the write may still take effect
+    /// (the **No late writes** rule). The manager measures the refresh
+    /// grace window from the latest moment a rotation can have been
+    /// applied, so a rotation whose answer was lost still gets its full
+    /// window. Default zero: a store whose writes are done when the call
+    /// returns (in memory, an embedded file) has nothing to add.
+    fn write_window(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
