@@ -1191,6 +1191,184 @@ pub async fn concurrent_restores_keep_the_highest_version(store: Store) {
     assert_eq!(store.count(now).await.expect("count").total, 1);
 }
 
+/// A session like `s` under the same id, at `version`, with a record and
+/// user key of its own.
+fn version_of(s: &StoredSession, version: u64, expires_at: u64) -> StoredSession {
+    let mut v = session(random_key(), s.org_key, expires_at);
+    v.id = s.id;
+    v.version = version;
+    v
+}
+
+/// A batch restore gives each session the outcome restoring it alone, in
+/// order, would give: missing ones are written with their version, a live
+/// one of the same or a higher version is kept, expired ones are skipped,
+/// an expired one in the store is replaced, and an id named twice ends at
+/// the higher version. Every index follows, and a large batch is written
+/// whole.
+pub async fn restore_batch_gives_each_session_the_outcome_of_restoring_it_alone(store: Store) {
+    let now = wall_clock_now();
+    let later = now + LATER;
+    let org = random_key();
+    let kept = session(random_key(), org, now + LIVE);
+    let older = session(random_key(), org, now + LIVE);
+    let stale = session(random_key(), org, now + SHORT);
+    for (s, version) in [(&kept, 3), (&older, 5), (&stale, 50)] {
+        let mut s = s.clone();
+        s.version = version;
+        assert_eq!(restore(&store, &s, now).await, RestoreOutcome::Written);
+    }
+    let (twice_up, twice_down) = (
+        session(random_key(), org, now + LIVE),
+        session(random_key(), org, now + LIVE),
+    );
+    let mut missing = session(random_key(), org, now + LIVE);
+    missing.version = 4;
+    let batch = vec![
+        missing.clone(),
+        version_of(&kept, 2, now + LIVE + 50),
+        session(random_key(), org, now + SHORT),
+        version_of(&older, 6, now + LIVE + 60),
+        version_of(&twice_down, 5, now + LIVE),
+        version_of(&twice_down, 3, now + LIVE),
+        version_of(&twice_up, 2, now + LIVE),
+        version_of(&twice_up, 8, now + LIVE + 70),
+        version_of(&stale, 2, now + LIVE),
+        version_of(&kept, 3, now + LIVE + 80),
+    ];
+    use RestoreOutcome::{Expired, Kept, Written};
+    let outcomes = store
+        .restore_batch(batch.clone(), later)
+        .await
+        .expect("restore_batch must not fail on a healthy store");
+    assert_eq!(
+        outcomes,
+        vec![
+            Written, Kept, Expired, Written, Written, Kept, Written, Written, Written, Kept
+        ],
+        "one outcome per session, in order, as restoring each alone would give"
+    );
+    let get = |id: SessionId| {
+        let store = store.clone();
+        async move {
+            store
+                .get(&id, later)
+                .await
+                .expect("get")
+                .expect("a live session")
+        }
+    };
+    assert_same(&get(missing.id).await, &missing, 4);
+    let got = get(kept.id).await;
+    assert_eq!(
+        (got.version, &got.sealed, got.expires_at),
+        (3, &kept.sealed, now + LIVE),
+        "a live session of the same or a higher version must be untouched"
+    );
+    assert_same(&get(older.id).await, &batch[3], 6);
+    assert_same(&get(twice_down.id).await, &batch[4], 5);
+    assert_same(&get(twice_up.id).await, &batch[7], 8);
+    assert_same(&get(stale.id).await, &batch[8], 2);
+    assert!(
+        store.get(&batch[2].id, now).await.expect("get").is_none(),
+        "an expired session must not be written"
+    );
+    assert!(
+        ids_of_user(&store, &older.user_key, later).await.is_empty(),
+        "a replaced session must leave its old user's index"
+    );
+    assert_eq!(
+        ids_of_user(&store, &batch[3].user_key, later).await,
+        BTreeSet::from([older.id])
+    );
+    let counts = store.count(later).await.expect("count");
+    assert_eq!((counts.total, counts.by_org), (6, vec![(org, 6)]));
+
+    assert!(
+        store
+            .restore_batch(Vec::new(), later)
+            .await
+            .expect("an empty batch")
+            .is_empty()
+    );
+    let many: Vec<StoredSession> = (0..1500)
+        .map(|i| {
+            let mut s = session(random_key(), org, now + LIVE);
+            s.version = 1 + i % 7;
+            s.sealed = random_bytes(1 + (i as usize % 300));
+            s
+        })
+        .collect();
+    let outcomes = store
+        .restore_batch(many.clone(), now)
+        .await
+        .expect("restore_batch of 1,500 sessions");
+    assert_eq!(outcomes, vec![Written; many.len()]);
+    assert_eq!(
+        store.count(now).await.expect("count").total,
+        6 + many.len() as u64
+    );
+    for s in many.iter().step_by(97) {
+        let got = store.get(&s.id, now).await.expect("get").expect("written");
+        assert_same(&got, s, s.version);
+    }
+    assert_eq!(
+        store
+            .restore_batch(many.clone(), now)
+            .await
+            .expect("restore_batch again"),
+        vec![Kept; many.len()],
+        "restoring the same batch twice must change nothing the second time"
+    );
+}
+
+/// A batch of memberships is restored as each alone would be: written where
+/// there is none, an existing one kept, a key named twice written once (the
+/// first time); one answer per membership, in order.
+pub async fn restore_memberships_never_overwrite_and_answer_in_order(store: Store) {
+    let (k1, k2, k3) = (random_key(), random_key(), random_key());
+    let current = opaque_record();
+    store
+        .put_membership(&k1, current.clone())
+        .await
+        .expect("put");
+    let (a, b, c) = (random_bytes(3), random_bytes(5), opaque_record());
+    let written = store
+        .restore_memberships(vec![
+            (k1, random_bytes(2)),
+            (k2, a.clone()),
+            (k2, b),
+            (k3, c.clone()),
+        ])
+        .await
+        .expect("restore_memberships must not fail on a healthy store");
+    assert_eq!(written, vec![false, true, false, true]);
+    assert_eq!(store.get_membership(&k1).await.expect("get"), Some(current));
+    assert_eq!(store.get_membership(&k2).await.expect("get"), Some(a));
+    assert_eq!(store.get_membership(&k3).await.expect("get"), Some(c));
+
+    let many: Vec<(IndexKey, Vec<u8>)> =
+        (0..1200).map(|_| (random_key(), opaque_record())).collect();
+    let written = store
+        .restore_memberships(many.clone())
+        .await
+        .expect("restore_memberships of 1,200");
+    assert_eq!(written, vec![true; many.len()]);
+    for (k, v) in many.iter().step_by(101) {
+        assert_eq!(
+            store.get_membership(k).await.expect("get").as_ref(),
+            Some(v)
+        );
+    }
+    assert!(
+        store
+            .restore_memberships(Vec::new())
+            .await
+            .expect("an empty batch")
+            .is_empty()
+    );
+}
+
 /// A membership listing visits every membership (at least once) across
 /// pages of any size, and ends; a made-up cursor is an error.
 pub async fn list_memberships_visits_every_membership(store: Store) {

@@ -162,8 +162,10 @@ macro_rules! store_tests {
             restore_never_rolls_a_session_back,
             restore_skips_expired_sessions_and_replaces_expired_ones,
             concurrent_restores_keep_the_highest_version,
+            restore_batch_gives_each_session_the_outcome_of_restoring_it_alone,
             list_memberships_visits_every_membership,
             restore_membership_never_overwrites,
+            restore_memberships_never_overwrite_and_answer_in_order,
             ping_answers,
         }
     };

@@ -20,6 +20,8 @@ enum Bug {
     PurgeIgnoresLimit,
     RestoreIgnoresVersion,
     RestoreMembershipOverwrites,
+    RestoreBatchIgnoresVersion,
+    RestoreMembershipsOverwrite,
 }
 
 #[derive(Debug)]
@@ -119,6 +121,23 @@ impl SessionStore for Broken {
         }
         self.inner.restore(s, now).await
     }
+    async fn restore_batch(
+        &self,
+        sessions: Vec<StoredSession>,
+        now: u64,
+    ) -> Result<Vec<RestoreOutcome>, StoreError> {
+        if self.bug != Bug::RestoreBatchIgnoresVersion {
+            return self.inner.restore_batch(sessions, now).await;
+        }
+        let mut outcomes = Vec::new();
+        for s in sessions {
+            if s.expires_at > now {
+                self.inner.remove(&s.id).await?;
+            }
+            outcomes.push(self.inner.restore(s, now).await?);
+        }
+        Ok(outcomes)
+    }
     async fn list_memberships(
         &self,
         cursor: Option<&str>,
@@ -136,6 +155,18 @@ impl SessionStore for Broken {
             return Ok(true);
         }
         self.inner.restore_membership(key, sealed).await
+    }
+    async fn restore_memberships(
+        &self,
+        memberships: Vec<(IndexKey, Vec<u8>)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if self.bug != Bug::RestoreMembershipsOverwrite {
+            return self.inner.restore_memberships(memberships).await;
+        }
+        for (key, sealed) in &memberships {
+            self.inner.put_membership(key, sealed.clone()).await?;
+        }
+        Ok(vec![true; memberships.len()])
     }
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -226,6 +257,30 @@ async fn a_membership_restore_that_overwrites_fails_its_case() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_restore_that_rolls_sessions_back_fails_the_batch_case() {
+    assert!(
+        fails(
+            cases::restore_batch_gives_each_session_the_outcome_of_restoring_it_alone(broken(
+                Bug::RestoreBatchIgnoresVersion
+            ))
+        )
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_membership_restore_that_overwrites_fails_its_case() {
+    assert!(
+        fails(
+            cases::restore_memberships_never_overwrite_and_answer_in_order(broken(
+                Bug::RestoreMembershipsOverwrite
+            ))
+        )
+        .await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unbroken_memory_store_passes_the_same_cases() {
     let ok = || -> Arc<dyn SessionStore> { Arc::new(MemoryStore::new()) };
     assert!(
@@ -235,4 +290,9 @@ async fn the_unbroken_memory_store_passes_the_same_cases() {
     assert!(!fails(cases::remove_drops_the_session_from_every_index(ok())).await);
     assert!(!fails(cases::restore_never_rolls_a_session_back(ok())).await);
     assert!(!fails(cases::restore_membership_never_overwrites(ok())).await);
+    assert!(
+        !fails(cases::restore_batch_gives_each_session_the_outcome_of_restoring_it_alone(ok()))
+            .await
+    );
+    assert!(!fails(cases::restore_memberships_never_overwrite_and_answer_in_order(ok())).await);
 }

@@ -80,8 +80,10 @@
 //! | `count` | `SELECT org_key, count(*) ... WHERE expires_at > now GROUP BY org_key` |
 //! | `put_membership` | `INSERT ... ON CONFLICT (key) DO UPDATE` |
 //! | `restore` | `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE stored version < restored version OR stored one expired` (no rollback) |
+//! | `restore_batch` | the same as `restore`, for the whole batch in one statement over `unnest` of arrays (one statement per run of distinct ids) |
 //! | `list_memberships` | keyset page by key; the cursor is the last key |
 //! | `restore_membership` | `INSERT ... ON CONFLICT (key) DO NOTHING` |
+//! | `restore_memberships` | the same for the whole batch, over `unnest` of arrays |
 //! | rate limiter `check` | `INSERT ... ON CONFLICT (key) DO UPDATE ... WHERE allowed` (GCRA) |
 //! | `ping` | `SELECT 1` |
 //!

@@ -75,9 +75,17 @@ pub(crate) struct Sql {
     pub(crate) get_membership: String,
     pub(crate) remove_membership: String,
     pub(crate) restore: String,
+    /// `restore` for a batch of distinct ids, as arrays (`$1 uuid[]` to
+    /// `$6 bytea[]` in column order, `$7` now, `$8` the deadline); returns
+    /// the ids written (or null) and whether it was in time.
+    pub(crate) restore_many: String,
     pub(crate) list_memberships_first: String,
     pub(crate) list_memberships_after: String,
     pub(crate) restore_membership: String,
+    /// `restore_membership` for a batch (`$1` keys, `$2` records, as
+    /// arrays, `$3` the deadline); returns the keys written (or null) and
+    /// whether it was in time.
+    pub(crate) restore_memberships: String,
     pub(crate) rate_limit: String,
     migrations_table: String,
     prefix: String,
@@ -198,6 +206,22 @@ impl Sql {
                  SELECT EXISTS (SELECT 1 FROM w), {t8}",
                 t8 = in_time(8)
             ),
+            // The same for many sessions in one statement, answering the
+            // ids written and whether the statement ended in time. A row
+            // can be affected once per statement, so the ids must be
+            // distinct.
+            restore_many: format!(
+                "WITH w AS (INSERT INTO {sessions} AS s ({COLUMNS}) \
+                 SELECT * FROM unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::bigint[], \
+                 $5::bigint[], $6::bytea[]) WHERE {t8} \
+                 ON CONFLICT (id) DO UPDATE SET user_key = EXCLUDED.user_key, \
+                 org_key = EXCLUDED.org_key, expires_at = EXCLUDED.expires_at, \
+                 version = EXCLUDED.version, sealed = EXCLUDED.sealed \
+                 WHERE (s.version < EXCLUDED.version OR s.expires_at <= $7) AND {t8} \
+                 RETURNING id) \
+                 SELECT (SELECT array_agg(id) FROM w), {t8}",
+                t8 = in_time(8)
+            ),
             list_memberships_first: format!(
                 "SELECT key, sealed FROM {memberships} ORDER BY key LIMIT $1"
             ),
@@ -209,6 +233,15 @@ impl Sql {
                  SELECT $1::bytea, $2::bytea WHERE {t3} \
                  ON CONFLICT (key) DO NOTHING RETURNING 1) \
                  SELECT EXISTS (SELECT 1 FROM w), {t3}",
+                t3 = in_time(3)
+            ),
+            // A key named twice in the batch is written the first time and
+            // conflicts with itself the second.
+            restore_memberships: format!(
+                "WITH w AS (INSERT INTO {memberships} (key, sealed) \
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[]) WHERE {t3} \
+                 ON CONFLICT (key) DO NOTHING RETURNING key) \
+                 SELECT (SELECT array_agg(key) FROM w), {t3}",
                 t3 = in_time(3)
             ),
             // GCRA in one statement ($2 now, $3 interval, $4 tolerance, all

@@ -2,6 +2,7 @@
 //! tables, statements and migrations are in `schema.rs`; what each call
 //! sends is listed in the crate docs.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tessera::StoreError;
 use tessera::ids::SessionId;
 use tessera::store::{
     CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
-    StoredSession, key_cursor, parse_key_cursor,
+    StoredSession, key_cursor, parse_key_cursor, runs_of_distinct,
 };
 use tokio::sync::OnceCell;
 use tokio_postgres::Row;
@@ -577,6 +578,68 @@ impl SessionStore for PostgresStore {
         .await
     }
 
+    /// One `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO UPDATE ...
+    /// WHERE older or expired` per run of distinct ids (a whole backup
+    /// batch, unless it names an id twice); expired sessions are never
+    /// sent.
+    async fn restore_batch(
+        &self,
+        sessions: Vec<StoredSession>,
+        now: u64,
+    ) -> Result<Vec<RestoreOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(sessions.len());
+        for run in runs_of_distinct(sessions, |s| s.id) {
+            let live: Vec<&StoredSession> = run.iter().filter(|s| s.expires_at > now).collect();
+            let written: HashSet<uuid::Uuid> = if live.is_empty() {
+                HashSet::new()
+            } else {
+                let ids: Vec<uuid::Uuid> = live.iter().map(|s| *s.id.as_uuid()).collect();
+                let users: Vec<&[u8]> = live.iter().map(|s| s.user_key.as_slice()).collect();
+                let orgs: Vec<&[u8]> = live.iter().map(|s| s.org_key.as_slice()).collect();
+                let expiries: Vec<i64> = live.iter().map(|s| big(s.expires_at)).collect();
+                let versions: Vec<i64> = live.iter().map(|s| big(s.version)).collect();
+                let sealed: Vec<&[u8]> = live.iter().map(|s| s.sealed.as_slice()).collect();
+                let i = &self.inner;
+                i.write(|deadline| async move {
+                    let row = i
+                        .query_one(
+                            &i.sql.restore_many,
+                            &[
+                                &ids,
+                                &users,
+                                &orgs,
+                                &expiries,
+                                &versions,
+                                &sealed,
+                                &big(now),
+                                &deadline,
+                            ],
+                        )
+                        .await?;
+                    // Late: some rows may have been written before the
+                    // deadline, none after; the batch reports the failure.
+                    if !in_time(&row, 1)? {
+                        return Err(too_late());
+                    }
+                    let written: Option<Vec<uuid::Uuid>> =
+                        row.try_get(0).map_err(|_| malformed())?;
+                    Ok(written.unwrap_or_default().into_iter().collect())
+                })
+                .await?
+            };
+            outcomes.extend(run.iter().map(|s| {
+                if s.expires_at <= now {
+                    RestoreOutcome::Expired
+                } else if written.contains(s.id.as_uuid()) {
+                    RestoreOutcome::Written
+                } else {
+                    RestoreOutcome::Kept
+                }
+            }));
+        }
+        Ok(outcomes)
+    }
+
     /// Pages by key through the primary key; the cursor is the page's last
     /// key.
     async fn list_memberships(
@@ -636,6 +699,38 @@ impl SessionStore for PostgresStore {
             Ok(written)
         })
         .await
+    }
+
+    /// One `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING` for
+    /// the whole batch.
+    async fn restore_memberships(
+        &self,
+        memberships: Vec<(IndexKey, Vec<u8>)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if memberships.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&[u8]> = memberships.iter().map(|(k, _)| k.as_slice()).collect();
+        let sealed: Vec<&[u8]> = memberships.iter().map(|(_, v)| v.as_slice()).collect();
+        let i = &self.inner;
+        let written: Option<Vec<Vec<u8>>> = i
+            .write(|deadline| async move {
+                let row = i
+                    .query_one(&i.sql.restore_memberships, &[&keys, &sealed, &deadline])
+                    .await?;
+                if !in_time(&row, 1)? {
+                    return Err(too_late());
+                }
+                row.try_get(0).map_err(|_| malformed())
+            })
+            .await?;
+        let mut written = written
+            .unwrap_or_default()
+            .into_iter()
+            .map(|k| IndexKey::try_from(k.as_slice()).map_err(|_| malformed()))
+            .collect::<Result<HashSet<IndexKey>, _>>()?;
+        // The first of a repeated key is the one written.
+        Ok(memberships.iter().map(|(k, _)| written.remove(k)).collect())
     }
 
     /// `SELECT 1` on a pooled connection, after the migration: ready means

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use redis::{RedisError, Script, Value};
 use tessera::StoreError;
 use tessera::ids::SessionId;
 use tessera::store::{
     CasOutcome, IndexKey, MembershipPage, Page, RestoreOutcome, SessionCounts, SessionStore,
-    StoredSession,
+    StoredSession, runs_of_distinct,
 };
 
 use crate::conn::{Conn, Timeouts, WRITE_MARGIN};
@@ -42,6 +43,11 @@ static RESTORE: LazyLock<Script> = shard_script!("restore.lua");
 static PUT_MEMBERSHIP: LazyLock<Script> = shard_script!("put_membership.lua");
 static REMOVE_MEMBERSHIP: LazyLock<Script> = shard_script!("remove_membership.lua");
 static RESTORE_MEMBERSHIP: LazyLock<Script> = shard_script!("restore_membership.lua");
+
+/// Requests a batch restore keeps in flight: enough to fill the pipe to
+/// Redis, few enough that a batch does not crowd out the service's own
+/// requests on a shared connection.
+const IN_FLIGHT: usize = 64;
 
 /// The most index entries one `list` script call scans, so a page over a
 /// shard full of expired entries cannot hold the server for long.
@@ -594,6 +600,27 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// The restore script for every session at once, [`IN_FLIGHT`] at a
+    /// time: the requests are pipelined on the connection to each server
+    /// (each script touches one session's shard, so this works unchanged on
+    /// a cluster). An id named twice waits for the run before it.
+    async fn restore_batch(
+        &self,
+        sessions: Vec<StoredSession>,
+        now: u64,
+    ) -> Result<Vec<RestoreOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(sessions.len());
+        for run in runs_of_distinct(sessions, |s| s.id) {
+            let done: Vec<RestoreOutcome> = stream::iter(run)
+                .map(|s| self.restore(s, now))
+                .buffered(IN_FLIGHT)
+                .try_collect()
+                .await?;
+            outcomes.extend(done);
+        }
+        Ok(outcomes)
+    }
+
     /// `SCAN` server by server (on a cluster, master by master, in the order
     /// of their lowest slots), then one `MGET` of the page's keys, which the
     /// cluster client splits by slot. A key deleted between the two is left
@@ -708,6 +735,24 @@ impl SessionStore for RedisStore {
             .await
             .map_err(request_error)?;
         Ok(set == 1)
+    }
+
+    /// `SET NX` for every membership at once, pipelined as
+    /// [`restore_batch`](SessionStore::restore_batch) is.
+    async fn restore_memberships(
+        &self,
+        memberships: Vec<(IndexKey, Vec<u8>)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut written = Vec::with_capacity(memberships.len());
+        for run in runs_of_distinct(memberships, |(k, _)| *k) {
+            let done: Vec<bool> = stream::iter(run)
+                .map(|(k, sealed)| async move { self.restore_membership(&k, sealed).await })
+                .buffered(IN_FLIGHT)
+                .try_collect()
+                .await?;
+            written.extend(done);
+        }
+        Ok(written)
     }
 
     /// `PING`; on a cluster, every master must answer.

@@ -892,11 +892,24 @@ impl SessionStore for SqliteStore {
     }
 
     async fn restore(&self, s: StoredSession, now: u64) -> Result<RestoreOutcome, StoreError> {
-        if s.expires_at <= now {
-            return Ok(RestoreOutcome::Expired);
+        let mut outcomes = self.restore_batch(vec![s], now).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::new("the SQLite restore did not answer"))
+    }
+
+    /// One write of the writer's group: every session of the batch in one
+    /// savepoint, so a batch costs one commit, not one per session.
+    async fn restore_batch(
+        &self,
+        sessions: Vec<StoredSession>,
+        now: u64,
+    ) -> Result<Vec<RestoreOutcome>, StoreError> {
+        if sessions.iter().all(|s| s.expires_at <= now) {
+            return Ok(vec![RestoreOutcome::Expired; sessions.len()]);
         }
         self.write(move |tx| {
-            let n = tx
+            let mut st = tx
                 .prepare_cached(
                     "INSERT INTO sessions (id, user_key, org_key, expires_at, version, sealed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -905,23 +918,31 @@ impl SessionStore for SqliteStore {
                         version = excluded.version, sealed = excluded.sealed
                      WHERE sessions.version < excluded.version OR sessions.expires_at <= ?7",
                 )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        s.id.as_bytes(),
-                        s.user_key,
-                        s.org_key,
-                        int(s.expires_at),
-                        int(s.version),
-                        s.sealed,
-                        int(now)
-                    ])
-                })
                 .map_err(sql_error)?;
-            Ok(if n == 1 {
-                RestoreOutcome::Written
-            } else {
-                RestoreOutcome::Kept
-            })
+            sessions
+                .into_iter()
+                .map(|s| {
+                    if s.expires_at <= now {
+                        return Ok(RestoreOutcome::Expired);
+                    }
+                    let n = st
+                        .execute(params![
+                            s.id.as_bytes(),
+                            s.user_key,
+                            s.org_key,
+                            int(s.expires_at),
+                            int(s.version),
+                            s.sealed,
+                            int(now)
+                        ])
+                        .map_err(sql_error)?;
+                    Ok(if n == 1 {
+                        RestoreOutcome::Written
+                    } else {
+                        RestoreOutcome::Kept
+                    })
+                })
+                .collect()
         })
         .await
     }
@@ -977,13 +998,33 @@ impl SessionStore for SqliteStore {
         key: &IndexKey,
         sealed: Vec<u8>,
     ) -> Result<bool, StoreError> {
-        let key = *key;
+        let mut written = self.restore_memberships(vec![(*key, sealed)]).await?;
+        written
+            .pop()
+            .ok_or_else(|| StoreError::new("the SQLite restore did not answer"))
+    }
+
+    /// One write of the writer's group for the whole batch, as
+    /// [`restore_batch`](SessionStore::restore_batch).
+    async fn restore_memberships(
+        &self,
+        memberships: Vec<(IndexKey, Vec<u8>)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        if memberships.is_empty() {
+            return Ok(Vec::new());
+        }
         self.write(move |tx| {
-            let n = tx
+            let mut st = tx
                 .prepare_cached("INSERT OR IGNORE INTO memberships (key, sealed) VALUES (?1, ?2)")
-                .and_then(|mut st| st.execute(params![key, sealed]))
                 .map_err(sql_error)?;
-            Ok(n == 1)
+            memberships
+                .into_iter()
+                .map(|(key, sealed)| {
+                    st.execute(params![key, sealed])
+                        .map(|n| n == 1)
+                        .map_err(sql_error)
+                })
+                .collect()
         })
         .await
     }

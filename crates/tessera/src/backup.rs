@@ -29,12 +29,13 @@
 //!
 //! # Restoring
 //!
-//! [`restore`] writes through [`SessionStore::restore`], which never rolls a
-//! session back: a session whose version in the store is the same or higher
-//! is kept, so an old backup cannot bring back a rotated-out refresh token,
-//! and restoring twice changes nothing the second time. Sessions that have
+//! [`restore`] writes a batch at a time through
+//! [`SessionStore::restore_batch`], which never rolls a session back: a
+//! session whose version in the store is the same or higher is kept, so an
+//! old backup cannot bring back a rotated-out refresh token, and restoring
+//! twice changes nothing the second time. Sessions that have
 //! expired since the backup are skipped. Memberships are written only where
-//! there is none ([`SessionStore::restore_membership`]), so a role changed
+//! there is none ([`SessionStore::restore_memberships`]), so a role changed
 //! since the backup keeps its new value. What a restore cannot undo: a
 //! session destroyed (or a membership removed) after the backup was made
 //! comes back, because the backup cannot tell "destroyed since" from
@@ -60,6 +61,10 @@ const MAX_FRAME: usize = 1 << 20;
 const MAC_LEN: usize = 32;
 /// Sessions and memberships asked of the store per page.
 const PAGE: usize = 1000;
+/// Sessions (or memberships) handed to the store per batch by [`restore`]:
+/// large enough that a batch's commit or round trip is shared by many
+/// records, small enough that a batch is a fraction of a MiB.
+pub const BATCH: usize = 1000;
 
 /// Why a backup could not be written, read or restored. Messages never
 /// contain what the file or the store holds.
@@ -384,11 +389,12 @@ pub fn verify<R: Read>(input: R, keys: &KeyRing) -> Result<BackupInfo, BackupErr
 }
 
 /// Writes the backup in `input` into `store`. Call [`verify`] on the same
-/// file first: this checks the MAC too, but only at the end, after the
+/// bytes first: this checks the MAC too, but only at the end, after the
 /// records before it have been written. Sessions go through
-/// [`SessionStore::restore`] (never a rollback, expired ones skipped),
-/// memberships through [`SessionStore::restore_membership`] (never an
-/// overwrite); `progress` is called every thousand records.
+/// [`SessionStore::restore_batch`] (never a rollback, expired ones
+/// skipped), memberships through [`SessionStore::restore_memberships`]
+/// (never an overwrite), [`BATCH`] at a time, so memory stays bounded;
+/// `progress` is called after every batch.
 pub async fn restore<R: Read>(
     store: &dyn SessionStore,
     keys: &KeyRing,
@@ -399,27 +405,50 @@ pub async fn restore<R: Read>(
     let mut reader = Reader::open(input, keys)?;
     let mut summary = RestoreSummary::default();
     let mut done = Progress::default();
-    while let Some(record) = reader.next()? {
+    let mut sessions = Vec::with_capacity(BATCH);
+    let mut memberships = Vec::with_capacity(BATCH);
+    loop {
+        let record = reader.next()?;
+        let finished = record.is_none();
         match record {
-            Record::Session(s) => {
-                match store.restore(s, now).await? {
+            Some(Record::Session(s)) => sessions.push(s),
+            Some(Record::Membership(key, sealed)) => memberships.push((key, sealed)),
+            None => {}
+        }
+        if sessions.len() == BATCH || (finished && !sessions.is_empty()) {
+            let batch = std::mem::replace(&mut sessions, Vec::with_capacity(BATCH));
+            let n = batch.len();
+            let outcomes = store.restore_batch(batch, now).await?;
+            if outcomes.len() != n {
+                return Err(StoreError::new("the store did not answer for every session").into());
+            }
+            for outcome in outcomes {
+                match outcome {
                     RestoreOutcome::Written => summary.sessions_written += 1,
                     RestoreOutcome::Kept => summary.sessions_kept += 1,
                     RestoreOutcome::Expired => summary.sessions_expired += 1,
                 }
-                done.sessions += 1;
             }
-            Record::Membership(key, sealed) => {
-                if store.restore_membership(&key, sealed).await? {
-                    summary.memberships_written += 1;
-                } else {
-                    summary.memberships_kept += 1;
-                }
-                done.memberships += 1;
-            }
-        }
-        if (done.sessions + done.memberships) % 1000 == 0 {
+            done.sessions += n as u64;
             progress(done);
+        }
+        if memberships.len() == BATCH || (finished && !memberships.is_empty()) {
+            let batch = std::mem::replace(&mut memberships, Vec::with_capacity(BATCH));
+            let n = batch.len();
+            let written = store.restore_memberships(batch).await?;
+            if written.len() != n {
+                return Err(
+                    StoreError::new("the store did not answer for every membership").into(),
+                );
+            }
+            let new = written.iter().filter(|w| **w).count() as u64;
+            summary.memberships_written += new;
+            summary.memberships_kept += n as u64 - new;
+            done.memberships += n as u64;
+            progress(done);
+        }
+        if finished {
+            break;
         }
     }
     progress(done);

@@ -134,6 +134,31 @@ pub fn parse_key_cursor(cursor: &str) -> Result<IndexKey, StoreError> {
     Ok(key)
 }
 
+/// Splits a batch into runs in which no key (a session id, a membership
+/// key) appears twice, keeping the order. A store that writes a run in one
+/// statement (where one row cannot be written twice), or all of a run at
+/// once, restores the runs one after another, which gives the outcomes of
+/// restoring the items one by one.
+pub fn runs_of_distinct<T, K: std::hash::Hash + Eq>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> K,
+) -> Vec<Vec<T>> {
+    let mut runs: Vec<Vec<T>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for item in items {
+        let repeated = !seen.insert(key(&item));
+        match runs.last_mut() {
+            Some(run) if !repeated => run.push(item),
+            _ => {
+                seen.clear();
+                seen.insert(key(&item));
+                runs.push(vec![item]);
+            }
+        }
+    }
+    runs
+}
+
 /// Live session counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionCounts {
@@ -176,6 +201,8 @@ pub struct SessionCounts {
 ///   session with an older version of itself, so a backup can never bring
 ///   back a refresh token that has since been rotated out, and restoring the
 ///   same backup twice changes nothing the second time.
+///   [`restore_batch`](Self::restore_batch) keeps the same promise for every
+///   session of a batch.
 /// - **No late writes.** A write that returns `Err` must not take effect
 ///   after it returned: it took effect before (and only its answer was
 ///   lost) or it never will. Every write, whatever it returns, must take
@@ -184,11 +211,11 @@ pub struct SessionCounts {
 ///   rotate the token later, behind the client's back, and the client's
 ///   retry with the token it still holds would revoke the session as theft.
 ///   The writes are `insert`, `compare_and_swap`, `remove`,
-///   `remove_user_sessions`, `purge_expired`, `restore` and the membership
-///   writes. A store over a network meets it with a deadline carried into
-///   the write and checked against the server's own clock (see the Redis and
-///   PostgreSQL stores); the conformance suite cannot make a network fail,
-///   so each such store proves it with its own fault tests.
+///   `remove_user_sessions`, `purge_expired`, `restore`, `restore_batch` and
+///   the membership writes. A store over a network meets it with a deadline
+///   carried into the write and checked against the server's own clock (see
+///   the Redis and PostgreSQL stores); the conformance suite cannot make a
+///   network fail, so each such store proves it with its own fault tests.
 #[async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Stores a new session with version 1. Must return `Ok(false)` and
@@ -268,6 +295,30 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn restore(&self, session: StoredSession, now: u64)
     -> Result<RestoreOutcome, StoreError>;
 
+    /// Restores many sessions at once, as if each were given to
+    /// [`restore`](Self::restore) in order: must return one outcome per
+    /// session, in the order given, each the one that sequence of calls
+    /// would have returned (an id named twice is restored twice, so the
+    /// higher version stays). Each session's write must be atomic and must
+    /// never roll a session back; the batch as a whole need not be atomic:
+    /// on `Err` some of it may have been written, and restoring it again is
+    /// harmless.
+    ///
+    /// Restoring a backup uses it. The default calls `restore` once per
+    /// session; stores override it to write a batch in one transaction or
+    /// one round trip.
+    async fn restore_batch(
+        &self,
+        sessions: Vec<StoredSession>,
+        now: u64,
+    ) -> Result<Vec<RestoreOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            outcomes.push(self.restore(s, now).await?);
+        }
+        Ok(outcomes)
+    }
+
     /// A page of at most `limit` memberships. `cursor` is a value a previous
     /// page returned as `next_cursor`. Every membership that exists through
     /// the whole listing must appear at least once (a store may repeat one:
@@ -285,6 +336,25 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn restore_membership(&self, key: &IndexKey, sealed: Vec<u8>)
     -> Result<bool, StoreError>;
 
+    /// Restores many memberships at once, as if each were given to
+    /// [`restore_membership`](Self::restore_membership) in order: must
+    /// return one `bool` per membership, in the order given (a key named
+    /// twice is written at most once, the first time), and must never
+    /// overwrite a membership that is there. As with
+    /// [`restore_batch`](Self::restore_batch), the batch as a whole need
+    /// not be atomic. The default calls `restore_membership` once per
+    /// membership.
+    async fn restore_memberships(
+        &self,
+        memberships: Vec<(IndexKey, Vec<u8>)>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut written = Vec::with_capacity(memberships.len());
+        for (key, sealed) in memberships {
+            written.push(self.restore_membership(&key, sealed).await?);
+        }
+        Ok(written)
+    }
+
     /// Whether the store answers. Used by readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -296,5 +366,46 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// returns (in memory, an embedded file) has nothing to add.
     fn write_window(&self) -> std::time::Duration {
         std::time::Duration::ZERO
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: SessionId, version: u64) -> StoredSession {
+        StoredSession {
+            id,
+            user_key: [1; 16],
+            org_key: [2; 16],
+            expires_at: 10,
+            version,
+            sealed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn runs_of_distinct_split_before_a_repeated_key_and_keep_the_order() {
+        let (a, b, c) = (
+            SessionId::random(),
+            SessionId::random(),
+            SessionId::random(),
+        );
+        let batch = vec![
+            session(a, 1),
+            session(b, 1),
+            session(a, 2),
+            session(c, 1),
+            session(a, 3),
+        ];
+        let runs: Vec<Vec<(SessionId, u64)>> = runs_of_distinct(batch, |s| s.id)
+            .into_iter()
+            .map(|run| run.into_iter().map(|s| (s.id, s.version)).collect())
+            .collect();
+        assert_eq!(
+            runs,
+            vec![vec![(a, 1), (b, 1)], vec![(a, 2), (c, 1)], vec![(a, 3)]]
+        );
+        assert!(runs_of_distinct(Vec::<StoredSession>::new(), |s| s.id).is_empty());
     }
 }
