@@ -6,11 +6,13 @@
 //!
 //! A backup is written to a temporary file beside the target and renamed
 //! into place when complete, so a file under the chosen name is always a
-//! whole backup. A restore reads its file twice: once to check it whole
-//! (format, counts, MAC), then to write it, so a damaged or foreign file
-//! changes nothing.
+//! whole backup. A restore reads its file once, checking it whole (format,
+//! counts, MAC) while copying it into a private, already unlinked
+//! temporary file, and then writes the store from that copy: a damaged or
+//! foreign file changes nothing, and a file changed after the check cannot
+//! be written unchecked, because the bytes written are the bytes checked.
 
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -186,27 +188,99 @@ pub(super) fn run_backup(args: &BackupArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Passes reads through and writes what it read to `copy`.
+struct Tee<R, W> {
+    input: R,
+    copy: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// A new file in the temporary directory (`TMPDIR`), readable by its owner
+/// only, removed from the directory at once where the system allows it (a
+/// crash leaves nothing behind, and no one can open it by name) and
+/// otherwise when the returned path guard drops.
+fn private_scratch() -> std::io::Result<(std::fs::File, ScratchPath)> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let path =
+        std::env::temp_dir().join(format!(".tessera-restore.{}.{nanos}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(&path)?;
+    let _ = std::fs::remove_file(&path);
+    Ok((file, ScratchPath(path)))
+}
+
+/// Removes the scratch file's name if it is still there.
+struct ScratchPath(PathBuf);
+
+impl Drop for ScratchPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Checks the whole backup in `input` (format, frames, counts, MAC) while
+/// copying it to `copy`, then rewinds the copy: what a restore then reads
+/// from `copy` is exactly what was checked.
+fn verify_into(
+    input: impl Read,
+    keys: &tessera::KeyRing,
+    copy: &std::fs::File,
+) -> Result<backup::BackupInfo, BackupError> {
+    let mut tee = Tee {
+        input,
+        copy: BufWriter::new(copy),
+    };
+    let info = backup::verify(&mut tee, keys)?;
+    tee.copy.flush()?;
+    let mut copy = copy;
+    copy.seek(SeekFrom::Start(0))?;
+    Ok(info)
+}
+
 pub(super) fn run_restore(args: &RestoreArgs) -> ExitCode {
     let config = match config_for(&args.serve, "restore into") {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let open = || {
-        std::fs::File::open(&args.file)
-            .map(BufReader::new)
-            .map_err(|e| {
-                fail(
-                    EXIT_REFUSED,
-                    format!("cannot read {}: {e}", args.file.display()),
-                )
-            })
+    let reader = match std::fs::File::open(&args.file) {
+        Ok(f) => BufReader::new(f),
+        Err(e) => {
+            return fail(
+                EXIT_REFUSED,
+                format!("cannot read {}: {e}", args.file.display()),
+            );
+        }
     };
-    // The whole file is checked before anything is written.
-    let reader = match open() {
-        Ok(r) => r,
-        Err(code) => return code,
+    let (copy, _scratch) = match private_scratch() {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                EXIT_REFUSED,
+                format!(
+                    "cannot make a private copy of the backup in {}: {e}",
+                    std::env::temp_dir().display()
+                ),
+            );
+        }
     };
-    let info = match backup::verify(reader, &config.keys) {
+    // The whole file is checked before anything is written, and the
+    // store is written from the copy of the bytes that were checked.
+    let info = match verify_into(reader, &config.keys, &copy) {
         Ok(info) => info,
         Err(e) => {
             return fail(
@@ -224,7 +298,7 @@ pub(super) fn run_restore(args: &RestoreArgs) -> ExitCode {
         let backend = backend::open_for(&config.store, Access::Tool { create: true })
             .await
             .map_err(|e| (EXIT_CONFIG, e.to_string()))?;
-        let reader = open().map_err(|_| (EXIT_REFUSED, "the file went away".to_owned()))?;
+        let reader = BufReader::new(&copy);
         let mut meter = Meter::new(args.json);
         let summary = backup::restore(backend.store.as_ref(), &config.keys, now(), reader, |p| {
             meter.show(p)
@@ -270,4 +344,67 @@ pub(super) fn run_restore(args: &RestoreArgs) -> ExitCode {
     }
     let _ = std::io::stdout().flush();
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> tessera::KeyRing {
+        let secret = || tessera::KeyRing::generate_secret().expect("secret");
+        tessera::KeyRing::new(&secret(), &secret()).expect("keys")
+    }
+
+    /// A real backup of a memory store holding one membership.
+    fn a_backup(keys: &tessera::KeyRing) -> Vec<u8> {
+        let store = tessera::MemoryStore::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            use tessera::SessionStore;
+            store
+                .put_membership(&[7; 16], vec![1, 2, 3])
+                .await
+                .expect("put");
+            let mut out = Vec::new();
+            backup::write(&store, keys, now(), &mut out, |_| {})
+                .await
+                .expect("backup");
+            out
+        })
+    }
+
+    #[test]
+    fn the_checked_copy_holds_exactly_the_checked_bytes_under_no_name() {
+        let keys = keys();
+        let original = a_backup(&keys);
+        let (copy, _scratch) = private_scratch().expect("scratch");
+        let info = verify_into(original.as_slice(), &keys, &copy).expect("a good backup");
+        assert_eq!(info.memberships, 1);
+        let mut read_back = Vec::new();
+        (&copy).read_to_end(&mut read_back).expect("read the copy");
+        assert_eq!(
+            read_back, original,
+            "the copy is byte for byte what was checked"
+        );
+        #[cfg(unix)]
+        assert!(
+            !_scratch.0.exists(),
+            "the scratch file has no name anyone else could open"
+        );
+    }
+
+    #[test]
+    fn a_modified_file_is_refused_while_copying() {
+        let keys = keys();
+        let mut bad = a_backup(&keys);
+        let at = bad.len() - 40;
+        bad[at] ^= 1;
+        let (copy, _scratch) = private_scratch().expect("scratch");
+        assert!(matches!(
+            verify_into(bad.as_slice(), &keys, &copy),
+            Err(BackupError::Tampered | BackupError::Damaged)
+        ));
+    }
 }
