@@ -55,7 +55,7 @@ impl RateLimiter for PostgresRateLimiter {
             return Ok(Decision::ALLOW);
         }
         // The same arithmetic as `tessera::limit::gcra`, in microseconds.
-        let interval = MINUTE_US / u64::from(limit_per_minute);
+        let interval = (MINUTE_US / u64::from(limit_per_minute)).max(1);
         let tolerance = interval.saturating_mul(u64::from(limit_per_minute) - 1);
         let now_us = now_ms.saturating_mul(1000);
         let i = &self.inner;

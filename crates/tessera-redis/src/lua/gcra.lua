@@ -2,7 +2,7 @@
 -- GCRA: the key holds the theoretical arrival time (TAT) of the next request.
 -- Returns {1, 0} when allowed (and counted), {0, seconds to wait} when not.
 local limit, now = tonumber(ARGV[1]), tonumber(ARGV[2])
-local interval = math.floor(60000000 / limit)
+local interval = math.max(1, math.floor(60000000 / limit))
 local tolerance = interval * (limit - 1)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
