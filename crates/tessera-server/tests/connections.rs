@@ -393,3 +393,63 @@ async fn memory_many_connections_took_comes_back_after_they_close() {
         "memory did not come back: before {before} KiB, peak {peak} KiB, after {after} KiB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_descriptor_limit_is_raised_and_accept_errors_are_counted_and_logged_sparsely() {
+    let server = Server::start_under(
+        &["prlimit", "--nofile=64:128", "--"],
+        &["serve", "--dev"],
+        &[
+            ("TESSERA_STORE", "memory"),
+            ("TESSERA_MAX_CONNECTIONS", "1000"),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let logs = server.logs_with("descriptor_limit");
+    assert!(
+        logs.contains("descriptor_limit=128"),
+        "the soft limit was not raised to the hard one: {logs}"
+    );
+    // More connections than descriptors: accept fails while they are open.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(s) = TcpStream::connect(server.addr()).await {
+            held.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(held);
+    let target = Target {
+        server,
+        tls: None,
+        _dir: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let errors = loop {
+        // The service recovers once the descriptors are free again.
+        if let Ok(Ok(mut stream)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            TcpStream::connect(target.server.addr()),
+        )
+        .await
+        {
+            let _ = stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 64];
+            if matches!(tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await, Ok(Ok(n)) if n > 0)
+            {
+                break target.metric("tessera_http_accept_errors_total").await;
+            }
+        }
+        assert!(Instant::now() < deadline, "the service did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(errors >= 2.0, "accept errors counted: {errors}");
+    let logs = target.server.logs();
+    let lines = logs.matches("cannot accept a connection").count();
+    assert!(
+        (1..=2).contains(&lines),
+        "{errors} accept errors gave {lines} log lines"
+    );
+}

@@ -63,7 +63,7 @@ pub fn temp_dir(what: &str) -> std::path::PathBuf {
 /// at once never share one; [`Server`] deletes it when dropped.
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let dir = opens_a_store(args, env).then(|| temp_dir("cmd"));
-    command_in(args, env, dir.as_deref())
+    command_in(&[], args, env, dir.as_deref())
 }
 
 /// Whether `tessera ARGS` would open the default embedded store.
@@ -79,8 +79,20 @@ fn opens_a_store(args: &[&str], env: &[(&str, &str)]) -> bool {
             .any(|a| a.starts_with("--data-dir") || a.starts_with("--store"))
 }
 
-fn command_in(args: &[&str], env: &[(&str, &str)], data_dir: Option<&std::path::Path>) -> Command {
-    let mut c = Command::new(BIN);
+fn command_in(
+    wrapper: &[&str],
+    args: &[&str],
+    env: &[(&str, &str)],
+    data_dir: Option<&std::path::Path>,
+) -> Command {
+    let mut c = match wrapper.split_first() {
+        None => Command::new(BIN),
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(BIN);
+            c
+        }
+    };
     c.args(args);
     for v in INHERITED {
         c.env_remove(v);
@@ -141,12 +153,18 @@ impl Server {
     /// Starts `tessera ARGS` (on 127.0.0.1, port 0, unless `env` sets
     /// `TESSERA_LISTEN`) and waits for its "listening on" line.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_under(&[], args, env)
+    }
+
+    /// [`start`](Self::start) under a program that execs it, for example
+    /// `prlimit --nofile=64:128 --`.
+    pub fn start_under(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut env = env.to_vec();
         if !env.iter().any(|(k, _)| *k == "TESSERA_LISTEN") {
             env.push(("TESSERA_LISTEN", "127.0.0.1:0"));
         }
         let data_dir = opens_a_store(args, &env).then(|| temp_dir("data"));
-        let mut child = command_in(args, &env, data_dir.as_deref())
+        let mut child = command_in(wrapper, args, &env, data_dir.as_deref())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
