@@ -118,7 +118,7 @@ pub async fn serve(
         let router = router.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(stream, tls, &conn, &tracker, &http, router).await;
+            serve_connection(stream, tls, &conn, &http, router).await;
             tracker.unregister(&conn);
         });
     }
@@ -165,13 +165,12 @@ async fn serve_connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     conn: &Arc<Conn>,
-    tracker: &Arc<Tracker>,
     http: &auto::Builder<TokioExecutor>,
     router: Router,
 ) {
     let stream = Marked::new(stream, conn.clone());
     match tls {
-        None => drive(stream, conn, tracker, http, router).await,
+        None => drive(stream, conn, http, router).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 done = acceptor.accept(stream) => done,
@@ -182,25 +181,19 @@ async fn serve_connection(
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 conn.mark_h2();
             }
-            drive(stream, conn, tracker, http, router).await;
+            drive(stream, conn, http, router).await;
         }
     }
 }
 
-async fn drive<I>(
-    io: I,
-    conn: &Arc<Conn>,
-    tracker: &Arc<Tracker>,
-    http: &auto::Builder<TokioExecutor>,
-    router: Router,
-) where
+async fn drive<I>(io: I, conn: &Arc<Conn>, http: &auto::Builder<TokioExecutor>, router: Router)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = {
         let conn = conn.clone();
-        let tracker = tracker.clone();
         hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let in_flight = tracker.begin(&conn);
+            let in_flight = conn.begin();
             if request.version() == hyper::Version::HTTP_2 {
                 conn.mark_h2();
             }

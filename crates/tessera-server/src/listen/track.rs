@@ -57,6 +57,8 @@ pub(super) struct Conn {
     h2: AtomicBool,
     close: AtomicU8,
     wake: Notify,
+    /// The tracker's coarse clock, read when a request ends.
+    clock: Arc<AtomicU64>,
 }
 
 impl Conn {
@@ -86,6 +88,13 @@ impl Conn {
     pub(super) fn mark_h2(&self) {
         self.h2.store(true, Ordering::Relaxed);
     }
+
+    /// A request of this connection has started (its headers are in).
+    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.pending_since.store(0, Ordering::Relaxed);
+        InFlight { conn: self.clone() }
+    }
 }
 
 /// Every open connection, the coarse clock and the limits.
@@ -95,7 +104,7 @@ pub(super) struct Tracker {
     emptied: Notify,
     next_id: AtomicU64,
     /// Milliseconds since `start`, advanced by the sweeper.
-    clock: AtomicU64,
+    clock: Arc<AtomicU64>,
     start: Instant,
     idle_timeout_ms: u64,
     header_timeout_ms: u64,
@@ -115,7 +124,7 @@ impl Tracker {
             emptied: Notify::new(),
             next_id: AtomicU64::new(0),
             // Starts at 1 so that 0 can mean "not set".
-            clock: AtomicU64::new(1),
+            clock: Arc::new(AtomicU64::new(1)),
             start: Instant::now(),
             idle_timeout_ms: millis(idle_timeout),
             header_timeout_ms: millis(header_timeout),
@@ -168,6 +177,7 @@ impl Tracker {
             h2: AtomicBool::new(false),
             close: AtomicU8::new(Close::No as u8),
             wake: Notify::new(),
+            clock: self.clock.clone(),
         });
         self.conns.lock().insert(conn.id, conn.clone());
         self.metrics.set_open(self.open());
@@ -182,16 +192,6 @@ impl Tracker {
         self.metrics.set_open(open);
         if open == 0 {
             self.emptied.notify_waiters();
-        }
-    }
-
-    /// A request of `conn` has started (its headers are in).
-    pub(super) fn begin(self: &Arc<Self>, conn: &Arc<Conn>) -> InFlight {
-        conn.in_flight.fetch_add(1, Ordering::Relaxed);
-        conn.pending_since.store(0, Ordering::Relaxed);
-        InFlight {
-            tracker: self.clone(),
-            conn: conn.clone(),
         }
     }
 
@@ -283,7 +283,6 @@ fn millis(d: Duration) -> u64 {
 /// A request in flight; dropping it (the response is produced, or the
 /// request is abandoned) lowers the count.
 pub(super) struct InFlight {
-    tracker: Arc<Tracker>,
     conn: Arc<Conn>,
 }
 
@@ -292,7 +291,7 @@ impl Drop for InFlight {
         if self.conn.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
             self.conn
                 .idle_since
-                .store(self.tracker.now(), Ordering::Relaxed);
+                .store(self.conn.clock.load(Ordering::Relaxed), Ordering::Relaxed);
             self.conn.read_since_idle.store(false, Ordering::Relaxed);
             self.conn.pending_since.store(0, Ordering::Relaxed);
         }
